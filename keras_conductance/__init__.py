@@ -1,0 +1,40 @@
+"""keras_conductance: how important is a hidden unit of a Keras model?
+
+Conductance (Dhamdhere, Sundararajan, Yan, 2018) is the flow of Integrated
+Gradients attribution through a hidden unit. This package computes it, and
+the paper's comparison measures, for TensorFlow 2 / Keras 3 models.
+"""
+
+from keras_conductance.attribution import Attribution, Measures
+from keras_conductance.explainer import Conductance
+from keras_conductance.functional import (
+    activation,
+    clear_cache,
+    conductance,
+    gradient_x_activation,
+    internal_influence,
+    measures,
+)
+from keras_conductance.quadrature import METHODS, Rule, make_rule
+from keras_conductance.split import Split, split_model
+from keras_conductance.targets import strip_softmax
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Attribution",
+    "Conductance",
+    "METHODS",
+    "Measures",
+    "Rule",
+    "Split",
+    "activation",
+    "clear_cache",
+    "conductance",
+    "gradient_x_activation",
+    "internal_influence",
+    "make_rule",
+    "measures",
+    "split_model",
+    "strip_softmax",
+]

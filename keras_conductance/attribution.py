@@ -1,0 +1,163 @@
+"""Result types: per-layer attributions with their completeness bookkeeping."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, ItemsView, Iterator, KeysView, List, Optional, Sequence
+
+import numpy as np
+
+__all__ = ["Attribution", "Measures"]
+
+
+@dataclasses.dataclass(eq=False)
+class Attribution:
+    """Per-unit scores of one measure for several layers.
+
+    Index it by layer name: ``attr["conv2"]`` is a float32 numpy array of
+    shape ``(B, *layer_output_shape[1:])``.
+
+    Attributes:
+        measure: ``"conductance"``, ``"internal_influence"``,
+            ``"gradient_x_activation"`` or ``"activation"``.
+        by_layer: layer name -> ``(B, *Y)`` float32 scores.
+        output_diff: ``(B,)`` F(x) - F(x'), the explained score's change
+            along the path.
+        output_at_input: ``(B,)`` F(x).
+        output_at_baseline: ``(B,)`` F(x').
+        target: ``(B,)`` int output index explained per example (-1 when a
+            callable target was given).
+        n_steps: ``(B,)`` steps used per example (differs between examples
+            only when ``tolerance`` refined some of them).
+        method: the integration rule's name.
+        is_cut: layer name -> whether the layer alone cuts the network (only
+            then must its conductances add up to ``output_diff``).
+        path_scores: ``(B, P)`` the score F at each path point of the final
+            rule (useful to see where along the path F changes).
+        alphas: ``(P,)`` the path points of ``path_scores``.
+    """
+
+    measure: str
+    by_layer: Dict[str, np.ndarray]
+    output_diff: np.ndarray
+    output_at_input: np.ndarray
+    output_at_baseline: np.ndarray
+    target: np.ndarray
+    n_steps: np.ndarray
+    method: str
+    is_cut: Dict[str, bool]
+    path_scores: Optional[np.ndarray] = None
+    alphas: Optional[np.ndarray] = None
+
+    # Read-only mapping: layer name -> scores.
+    def __getitem__(self, layer: str) -> np.ndarray:
+        try:
+            return self.by_layer[layer]
+        except KeyError:
+            raise KeyError(
+                f"No attribution for layer {layer!r}. This result holds the "
+                f"layers: {list(self.by_layer)}."
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.by_layer)
+
+    def __len__(self) -> int:
+        return len(self.by_layer)
+
+    def __contains__(self, layer) -> bool:
+        return layer in self.by_layer
+
+    def keys(self) -> KeysView:
+        return self.by_layer.keys()
+
+    def items(self) -> ItemsView:
+        return self.by_layer.items()
+
+    @property
+    def layers(self) -> List[str]:
+        return list(self.by_layer)
+
+    @property
+    def delta(self) -> Dict[str, np.ndarray]:
+        """Layer name -> ``(B,)``: sum of the layer's scores minus F(x) - F(x').
+
+        For conductance of a cut layer this is the quadrature's completeness
+        error; for the other measures it shows how far they are from adding
+        up to the output change (they are not meant to).
+        """
+        return {name: self.delta_of([name]) for name in self.by_layer}
+
+    def delta_of(self, layers: Sequence[str]) -> np.ndarray:
+        """``(B,)`` completeness error of several layers taken together.
+
+        Use it for layers that only together form a cut, such as the parallel
+        convolution widths of a text CNN.
+        """
+        total = sum(self[name].reshape(len(self.output_diff), -1).sum(axis=1)
+                    for name in layers)
+        return (total - self.output_diff).astype(np.float32)
+
+    def relative_delta(self, layers: Optional[Sequence[str]] = None) -> np.ndarray:
+        """``(B,)`` |delta| / |F(x) - F(x')| for one layer or a group."""
+        layers = self.layers[:1] if layers is None else list(layers)
+        scale = np.maximum(np.abs(self.output_diff), 1e-12)
+        return np.abs(self.delta_of(layers)) / scale
+
+    def per_filter(self, layer: str, channel_axis: int = -1) -> np.ndarray:
+        """``(B, C)``: scores summed over every axis but batch and channel.
+
+        Args:
+            layer: layer name.
+            channel_axis: axis of the layer output holding the channels
+                (filters); -1 for channels-last, 1 for channels-first.
+        """
+        values = self[layer]
+        if values.ndim < 2:
+            raise ValueError(
+                f"Layer {layer!r} has output shape {values.shape[1:]}: there "
+                "is no channel axis to keep."
+            )
+        axis = channel_axis % values.ndim
+        if axis == 0:
+            raise ValueError(
+                f"`channel_axis` must not be the batch axis. Received: "
+                f"channel_axis={channel_axis} for a {values.ndim}-d output."
+            )
+        moved = np.moveaxis(values, axis, -1)
+        return moved.reshape(moved.shape[0], -1, moved.shape[-1]).sum(axis=1)
+
+    def top_filters(self, layer: str, k: int = 10, channel_axis: int = -1) -> np.ndarray:
+        """``(B, k)`` int indices of the k filters with the largest score."""
+        scores = self.per_filter(layer, channel_axis)
+        return np.argsort(-scores, axis=1)[:, :k]
+
+    def __repr__(self) -> str:
+        shapes = {k: tuple(v.shape) for k, v in self.by_layer.items()}
+        return (
+            f"Attribution(measure={self.measure!r}, method={self.method!r}, "
+            f"layers={shapes})"
+        )
+
+
+@dataclasses.dataclass(eq=False)
+class Measures:
+    """The paper's four measures from one pass over the path.
+
+    Attributes:
+        conductance: Eq. 3 per unit.
+        internal_influence: Eq. 4 per unit (same path and quadrature).
+        gradient_x_activation: y * dF/dy at the input.
+        activation: y at the input.
+    """
+
+    conductance: Attribution
+    internal_influence: Attribution
+    gradient_x_activation: Attribution
+    activation: Attribution
+
+    def as_dict(self) -> Dict[str, Attribution]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def __iter__(self):
+        return iter(self.as_dict().items())

@@ -1,0 +1,452 @@
+"""``Conductance``: a reusable explainer that caches its compiled steps."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+import keras
+import numpy as np
+
+from keras_conductance import quadrature
+from keras_conductance.attribution import Attribution, Measures
+from keras_conductance.engine import PathEngine, PathSums, resolve_jit
+from keras_conductance.graph import layer_graph
+from keras_conductance.split import _as_names
+from keras_conductance.targets import output_activation, resolve_target, strip_softmax
+
+__all__ = ["Conductance", "DEFAULT_BATCH_SIZE", "CONVERGENCE_WARNING_THRESHOLD"]
+
+DEFAULT_BATCH_SIZE = 128
+# Relative completeness error of a cut layer above which we warn.
+CONVERGENCE_WARNING_THRESHOLD = 0.05
+# Endpoint-only rule: F(x'), F(x), y(x) and dF/dy(x) without integration.
+_ENDPOINTS = quadrature.Rule(
+    "endpoints", 1, np.array([0.0, 1.0]), np.zeros(2), np.zeros(2), derivative=False
+)
+
+
+def _check_batch_size(batch_size) -> int:
+    if batch_size is None:
+        return DEFAULT_BATCH_SIZE
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(
+            f"`batch_size` must be a positive int (most rows, examples x path "
+            f"points, per compiled call). Received: batch_size={batch_size!r}."
+        )
+    return int(batch_size)
+
+
+class Conductance:
+    """Conductance of hidden units (Dhamdhere et al., Eq. 2-3), reusable.
+
+    Build it once per model and set of layers; every call reuses the compiled
+    step (one trace per input shape). All requested layers come out of the
+    same forward and backward pass over the path points.
+
+    Args:
+        model: a Functional or Sequential ``keras.Model`` with one input and
+            one output (models nested in it are looked into).
+        layers: a layer name or a list of names (``"outer/inner"`` for a
+            layer of a nested model).
+        n_steps: steps of the integration rule (default 50).
+        method: ``"trapezoid"`` (default, second order), ``"left"``
+            (what Captum computes), ``"right"``, or ``"gauss_legendre"``
+            (exact integrand via forward-mode autodiff; smooth networks).
+        start_layer: start the path at this layer's output instead of the
+            model input, e.g. the ``Embedding`` of a text model (token ids
+            cannot be interpolated). The default baseline is then zero.
+        batch_size: most rows (examples x path points) per compiled call;
+            memory does not grow with ``n_steps``. Default 128.
+        jit_compile: True, False, or ``"auto"`` (XLA when a GPU or TPU is
+            visible, plain TensorFlow on CPU).
+        pre_softmax: explain the logits of a model that ends in a softmax or
+            sigmoid (see ``strip_softmax``), as the paper does.
+        tolerance: if set, double ``n_steps`` (on nested grids) for every
+            example whose completeness error of a cut layer exceeds
+            ``tolerance * |F(x) - F(x')|``, up to ``max_steps``.
+        max_steps: upper bound for ``tolerance`` refinement.
+        verbose: 0 silent, 1 progress bar, ``"auto"`` a bar for long jobs.
+
+    Example:
+        >>> explainer = kc.Conductance(model, ["conv1", "conv2"])
+        >>> attr = explainer(images)                # top predicted class
+        >>> attr.per_filter("conv2").shape          # (B, C)
+        >>> attr.delta["conv2"]                     # completeness error (B,)
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        layers: Union[str, Sequence[str]],
+        *,
+        n_steps: int = 50,
+        method: str = "trapezoid",
+        start_layer: Optional[str] = None,
+        batch_size: Optional[int] = None,
+        jit_compile: Union[bool, str] = "auto",
+        pre_softmax: bool = False,
+        tolerance: Optional[float] = None,
+        max_steps: int = 1024,
+        verbose: Union[int, str] = "auto",
+    ):
+        quadrature.make_rule(method, n_steps)  # validates both
+        self.model = model
+        self.layers = _as_names(layers, "layers")
+        self.n_steps = n_steps
+        self.method = method
+        self.start_layer = start_layer
+        self.batch_size = _check_batch_size(batch_size)
+        self.jit_compile = resolve_jit(jit_compile)
+        self.pre_softmax = pre_softmax
+        self.tolerance = tolerance
+        self.max_steps = max_steps
+        self.verbose = verbose
+        self._warned = set()
+        self._build()
+
+    # -- construction -------------------------------------------------------
+
+    def _build(self):
+        explained = strip_softmax(self.model) if self.pre_softmax else self.model
+        graph = layer_graph(explained)
+        source = graph.model
+        if len(source.inputs) != 1 or len(source.outputs) != 1:
+            raise ValueError(
+                f"Model '{self.model.name}' has {len(source.inputs)} inputs and "
+                f"{len(source.outputs)} outputs; keras_conductance explains "
+                "single-input, single-output models. Wrap the part you want "
+                "to explain in a Functional model with one input and output."
+            )
+        tensors = graph.resolve(self.layers, "layers")
+        self._head = None
+        start = source.inputs[0]
+        if self.start_layer is not None:
+            (start,) = graph.resolve([self.start_layer], "start_layer")
+            graph.check_cut([self.start_layer], what="start layer")
+            self._head = keras.Model(source.inputs[0], start, name="kc_start_head")
+        try:
+            probe = keras.Model(start, tensors + [source.outputs[0]], name="kc_probe")
+        except ValueError as err:
+            raise ValueError(
+                f"Cannot reach layers {self.layers} from start_layer "
+                f"{self.start_layer!r}: every requested layer must come after "
+                f"the start layer. ({err})"
+            ) from None
+        self._graph = graph
+        self._engine = PathEngine(probe, self.jit_compile)
+        self._input_spec = tuple(source.inputs[0].shape[1:])
+        self._input_dtype = source.inputs[0].dtype
+        self.is_cut = {name: graph.is_cut([name]) for name in self.layers}
+        self._union_is_cut = graph.is_cut(self.layers)
+        self._squash = None if self.pre_softmax else output_activation(source)
+
+    @property
+    def tracing_count(self) -> int:
+        """How many times the compiled functions were traced (for tests)."""
+        return self._engine.tracing_count
+
+    # -- input handling ------------------------------------------------------
+
+    def _embedding_layers(self) -> List[str]:
+        return [
+            n for n in self._graph.order
+            if isinstance(self._graph.tensors[n]._keras_history.operation, keras.layers.Embedding)
+        ]
+
+    def _prepare_inputs(self, inputs) -> np.ndarray:
+        if hasattr(inputs, "element_spec"):
+            raise TypeError(
+                "`inputs` must be an array or tensor of examples, not a "
+                "tf.data.Dataset. Take a batch (e.g. `next(iter(ds))`), or use "
+                "`kc.conductance_over_dataset` for a whole dataset."
+            )
+        x = np.asarray(inputs.numpy() if hasattr(inputs, "numpy") else inputs)
+        if x.dtype == object:
+            raise TypeError(f"`inputs` must be numeric. Received dtype {x.dtype}.")
+        spec = self._input_spec
+        if x.ndim != len(spec) + 1 or any(
+            s is not None and s != d for s, d in zip(spec, x.shape[1:])
+        ):
+            raise ValueError(
+                f"`inputs` must have shape (batch, {', '.join(str(s) for s in spec)}) "
+                f"to match the model input. Received shape {x.shape}."
+            )
+        if x.shape[0] == 0:
+            raise ValueError("`inputs` holds no examples (batch size 0).")
+        integer = x.dtype.kind in "iub"
+        if self._head is None:
+            if integer:
+                raise ValueError(
+                    f"`inputs` have integer dtype {x.dtype}: integer ids (e.g. "
+                    "tokens) cannot be interpolated along a path. Pass "
+                    "`start_layer=` to start the path at a layer's output "
+                    f"instead; embedding layers here: {self._embedding_layers()}."
+                )
+            x = x.astype(np.float32)
+            self._check_finite(x, "inputs")
+            return x
+        if not integer:
+            self._check_finite(x, "inputs")
+        return np.asarray(self._head(x, training=False), dtype=np.float32)
+
+    @staticmethod
+    def _check_finite(x: np.ndarray, argument: str):
+        bad = ~np.isfinite(x)
+        if bad.any():
+            raise ValueError(
+                f"`{argument}` contains {int(bad.sum())} NaN or Inf values "
+                f"(first at index {tuple(int(i) for i in np.argwhere(bad)[0])})."
+            )
+
+    def _prepare_baselines(self, baselines, raw_inputs, x: np.ndarray) -> np.ndarray:
+        if baselines is None:
+            return np.zeros_like(x)
+        b = np.asarray(baselines.numpy() if hasattr(baselines, "numpy") else baselines)
+        if self._head is not None and b.dtype.kind in "iu":
+            # Token-id baselines (e.g. all padding) go through the start head.
+            try:
+                b = np.broadcast_to(b, np.shape(raw_inputs))
+            except ValueError:
+                raise ValueError(
+                    f"`baselines` with shape {b.shape} cannot be broadcast to "
+                    f"the inputs' shape {np.shape(raw_inputs)}."
+                ) from None
+            return np.asarray(self._head(np.array(b), training=False), np.float32)
+        try:
+            b = np.broadcast_to(b.astype(np.float32), x.shape)
+        except ValueError:
+            where = "the start layer's output" if self._head is not None else "the inputs"
+            raise ValueError(
+                f"`baselines` with shape {b.shape} cannot be broadcast to "
+                f"{where}, shape {x.shape}."
+            ) from None
+        self._check_finite(b, "baselines")
+        return np.ascontiguousarray(b)
+
+    # -- running -------------------------------------------------------------
+
+    def _progress(self, total_rows: int):
+        verbose = self.verbose
+        if verbose == "auto":
+            verbose = 1 if total_rows > 40 * self.batch_size else 0
+        if not verbose:
+            return None
+        bar = keras.utils.Progbar(total_rows, unit_name="path rows")
+        done = [0]
+
+        def update(rows):
+            done[0] += rows
+            bar.update(min(done[0], total_rows))
+
+        return update
+
+    def _run(self, x, xb, rule, target, target_fn) -> PathSums:
+        total = x.shape[0] * rule.n_points
+        return self._engine.run(
+            x, xb, rule, target, target_fn, self.batch_size, self._progress(total)
+        )
+
+    def _convergence_groups(self) -> List[List[str]]:
+        groups = [[n] for n in self.layers if self.is_cut[n]]
+        if not groups and self._union_is_cut:
+            groups = [list(self.layers)]
+        return groups
+
+    def _relative_errors(self, sums: PathSums, groups) -> np.ndarray:
+        """``(B,)`` worst relative completeness error over the cut groups."""
+        diff = sums.path_scores[:, -1] - sums.path_scores[:, 0]
+        index = {n: i for i, n in enumerate(self.layers)}
+        worst = np.zeros(diff.shape[0])
+        for group in groups:
+            total = sum(
+                sums.conductance[index[n]].reshape(diff.shape[0], -1).sum(1) for n in group
+            )
+            worst = np.maximum(worst, np.abs(total - diff) / np.maximum(np.abs(diff), 1e-6))
+        return worst
+
+    def _refine(self, x, xb, target, target_fn, method, n_steps, tolerance):
+        """Doubles n_steps for the examples that have not converged."""
+        groups = self._convergence_groups()
+        if not groups:
+            raise ValueError(
+                f"`tolerance` needs a layer whose conductances must add up to "
+                f"F(x) - F(x'), i.e. a cut of the network; none of {self.layers} "
+                "is one, alone or together."
+            )
+        sums = self._run(x, xb, quadrature.make_rule(method, n_steps), target, target_fn)
+        used = np.full(x.shape[0], n_steps)
+        todo = np.flatnonzero(self._relative_errors(sums, groups) > tolerance)
+        steps = n_steps
+        while todo.size and steps * 2 <= self.max_steps:
+            steps *= 2
+            rule = quadrature.make_rule(method, steps)
+            sub_target = target[todo]
+            part = self._run(x[todo], xb[todo], rule, sub_target, target_fn)
+            for field in ("conductance", "internal_influence", "activation", "gradient"):
+                for whole, new in zip(getattr(sums, field), getattr(part, field)):
+                    whole[todo] = new
+            sums.path_scores = _replace_rows(sums.path_scores, todo, part.path_scores)
+            used[todo] = steps
+            todo = todo[self._relative_errors(part, groups) > tolerance]
+        if todo.size:
+            warnings.warn(
+                f"Conductance did not reach tolerance={tolerance} for {todo.size} "
+                f"of {x.shape[0]} examples within max_steps={self.max_steps} "
+                f"(method={method!r}). Raise `max_steps`, or check for "
+                "discontinuities along the path.",
+                stacklevel=4,
+            )
+        return sums, used, rule_alphas(method, steps)
+
+    def explain(
+        self,
+        inputs,
+        target=None,
+        baselines=None,
+        *,
+        n_steps: Optional[int] = None,
+        method: Optional[str] = None,
+        tolerance: Optional[float] = None,
+    ) -> Measures:
+        """All four measures from one pass over the path.
+
+        Args:
+            inputs: ``(B, *input_shape)`` array or tensor (token ids when
+                ``start_layer`` is set).
+            target: None (each example's top predicted class), an int, a
+                ``(B,)`` int array, or a callable ``outputs (N, ...) -> (N,)``.
+            baselines: None (zeros; the zero embedding with ``start_layer``)
+                or an array broadcastable to the inputs (with
+                ``start_layer``: token ids, or vectors broadcastable to the
+                start layer's output).
+            n_steps, method, tolerance: override the explainer's settings.
+
+        Returns:
+            ``Measures`` with conductance, internal influence,
+            gradient x activation and activation.
+        """
+        method = self.method if method is None else method
+        n_steps = self.n_steps if n_steps is None else n_steps
+        tolerance = self.tolerance if tolerance is None else tolerance
+        rule = quadrature.make_rule(method, n_steps)
+        x = self._prepare_inputs(inputs)
+        xb = self._prepare_baselines(baselines, inputs, x)
+        outputs = self._engine.forward_function(x.shape[1:])(x).numpy()
+        target_idx, target_fn = resolve_target(target, outputs, x.shape[0])
+        if tolerance is None:
+            sums = self._run(x, xb, rule, target_idx, target_fn)
+            used = np.full(x.shape[0], n_steps)
+            alphas = rule.alphas
+        else:
+            if not tolerance > 0:
+                raise ValueError(f"`tolerance` must be > 0. Received: tolerance={tolerance!r}.")
+            sums, used, alphas = self._refine(
+                x, xb, target_idx, target_fn, method, n_steps, tolerance
+            )
+        self._warn(sums, method, n_steps, tolerance)
+        return self._measures(sums, target_idx, used, method, alphas)
+
+    def __call__(self, inputs, target=None, baselines=None, **overrides) -> Attribution:
+        """Conductance (Eq. 3) per unit; see ``explain`` for the arguments."""
+        return self.explain(inputs, target, baselines, **overrides).conductance
+
+    def endpoints(self, inputs, target=None, baselines=None) -> Measures:
+        """Activation and gradient x activation only (no integration).
+
+        Costs two path points (x' and x) instead of n_steps + 1; the
+        conductance and internal influence fields of the result are zero.
+        """
+        x = self._prepare_inputs(inputs)
+        xb = self._prepare_baselines(baselines, inputs, x)
+        outputs = self._engine.forward_function(x.shape[1:])(x).numpy()
+        target_idx, target_fn = resolve_target(target, outputs, x.shape[0])
+        sums = self._run(x, xb, _ENDPOINTS, target_idx, target_fn)
+        return self._measures(sums, target_idx, np.zeros(x.shape[0], int), "endpoints",
+                              _ENDPOINTS.alphas)
+
+    # -- results -------------------------------------------------------------
+
+    def _measures(self, sums: PathSums, target, used, method, alphas) -> Measures:
+        f0 = sums.path_scores[:, 0].astype(np.float32)
+        f1 = sums.path_scores[:, -1].astype(np.float32)
+        common = dict(
+            output_diff=(f1 - f0).astype(np.float32),
+            output_at_input=f1,
+            output_at_baseline=f0,
+            target=target,
+            n_steps=np.asarray(used),
+            method=method,
+            is_cut=dict(self.is_cut),
+            path_scores=sums.path_scores,
+            alphas=np.asarray(alphas, np.float32),
+        )
+
+        def make(measure, arrays):
+            values = {n: np.asarray(a, np.float32) for n, a in zip(self.layers, arrays)}
+            return Attribution(measure, values, **common)
+
+        gxa = [a * g for a, g in zip(sums.activation, sums.gradient)]
+        return Measures(
+            conductance=make("conductance", sums.conductance),
+            internal_influence=make("internal_influence", sums.internal_influence),
+            gradient_x_activation=make("gradient_x_activation", gxa),
+            activation=make("activation", sums.activation),
+        )
+
+    def _warn_once(self, key, message):
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        warnings.warn(message, stacklevel=4)
+
+    def _warn(self, sums: PathSums, method, n_steps, tolerance):
+        if self._squash is not None:
+            f1 = sums.path_scores[:, -1]
+            if np.any((f1 > 0.99) | (f1 < 0.01)):
+                self._warn_once(
+                    "saturated",
+                    f"The explained score is a {self._squash} output and is "
+                    f"saturated (F(x) = {float(f1.max()):.4f} for some examples): "
+                    "its attributions say little. The paper explains the "
+                    "pre-softmax logit: pass `pre_softmax=True` (or explain "
+                    "`kc.strip_softmax(model)`).",
+                )
+        if tolerance is not None:
+            return
+        groups = self._convergence_groups()
+        if not groups:
+            return
+        worst = self._relative_errors(sums, groups)
+        if worst.max() > CONVERGENCE_WARNING_THRESHOLD:
+            self._warn_once(
+                "convergence",
+                f"Completeness error |delta| reaches {100 * worst.max():.1f}% of "
+                f"|F(x) - F(x')| (median {100 * np.median(worst):.1f}%) with "
+                f"method={method!r}, n_steps={n_steps}: the path crosses many "
+                "ReLU kinks. Pass a larger `n_steps` (e.g. 200-400), or "
+                "`tolerance=0.01` to refine each example until converged.",
+            )
+
+
+def rule_alphas(method: str, n_steps: int) -> np.ndarray:
+    return quadrature.make_rule(method, n_steps).alphas
+
+
+def _replace_rows(whole: np.ndarray, rows: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """Merges per-point scores of refined rows into the finer grid.
+
+    Uniform grids are nested (each doubling keeps the old points), so kept
+    rows land on every ``ratio``-th column; other columns are NaN. Column 0
+    (alpha = 0) and the last column (alpha = 1) are always filled.
+    """
+    out = np.full((whole.shape[0], part.shape[1]), np.nan, np.float32)
+    keep = np.setdiff1d(np.arange(whole.shape[0]), rows)
+    ratio = (part.shape[1] - 1) // max(whole.shape[1] - 1, 1)
+    if (whole.shape[1] - 1) * ratio == part.shape[1] - 1:
+        out[np.ix_(keep, np.arange(0, part.shape[1], ratio))] = whole[keep]
+    else:  # Gauss-Legendre nodes are not nested: keep the two ends only.
+        out[keep, 0] = whole[keep, 0]
+        out[keep, -1] = whole[keep, -1]
+    out[rows] = part
+    return out

@@ -1,0 +1,326 @@
+"""Read the layer graph of a Functional or Sequential Keras model.
+
+Everything else in the package asks this module three questions: which
+symbolic tensor is the output of the layer called ``name``, does a set of
+layers cut every path from the inputs to the outputs, and if not, which layers
+bypass it. Models that nest other models (a ``keras.applications`` network
+inside a ``Sequential``) are flattened once into an equivalent graph of leaf
+layers, so that inner layers can be addressed by name.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import difflib
+from typing import Dict, List, Sequence
+
+import keras
+
+__all__ = ["LayerGraph", "layer_graph"]
+
+
+def _is_graph_model(model) -> bool:
+    if isinstance(model, keras.Sequential):
+        return True
+    return isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth")
+
+
+def _functional_of(model):
+    """Returns the Functional graph behind ``model`` or raises a clear error."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            "Expected a keras.Model (Functional or Sequential). Received: "
+            f"model={model!r} of type {type(model).__name__}."
+        )
+    if isinstance(model, keras.Sequential):
+        functional = getattr(model, "_functional", None)
+        if functional is None:
+            raise ValueError(
+                f"The Sequential model '{model.name}' has no known input "
+                "shape, so its layer graph does not exist yet. Start it with "
+                "`keras.Input(shape=...)` or call it once on data before "
+                "explaining it."
+            )
+        return functional
+    if not hasattr(model, "_nodes_by_depth"):
+        raise TypeError(
+            f"Model '{model.name}' is a subclassed keras.Model "
+            f"({type(model).__name__}). keras_conductance needs a layer graph "
+            "to split at a hidden layer, which only Functional and Sequential "
+            "models have. Rebuild the model with the Functional API (e.g. "
+            "`inputs = keras.Input(...); outputs = ...; "
+            "keras.Model(inputs, outputs)`), or wrap the subclassed parts as "
+            "layers of a Functional model."
+        )
+    return model
+
+
+def _has_nested_models(functional) -> bool:
+    return any(
+        _is_graph_model(op) for op in functional.operations if op is not functional
+    )
+
+
+@dataclasses.dataclass
+class LayerGraph:
+    """A model's graph of leaf layers with a name for every layer output.
+
+    Attributes:
+        model: Functional model whose graph holds every addressable tensor.
+            It is the user's model itself unless that model nests others, in
+            which case it is an equivalent flattened copy sharing the weights.
+        tensors: maps layer names (plain, and ``"outer/inner"`` for layers of
+            nested models) to their symbolic output tensors.
+        order: layer names in topological order (for suggestions).
+    """
+
+    model: keras.Model
+    tensors: Dict[str, keras.KerasTensor]
+    order: List[str]
+
+    def names(self) -> List[str]:
+        return list(self.order)
+
+    def resolve(self, names: Sequence[str], argument: str = "layers"):
+        """Returns the output tensors of the named layers.
+
+        Raises:
+            ValueError: for an unknown or ambiguous name; the message lists
+                the valid names.
+        """
+        found = []
+        for name in names:
+            if not isinstance(name, str):
+                raise TypeError(
+                    f"`{argument}` must hold layer names (str). Received: "
+                    f"{name!r} of type {type(name).__name__}."
+                )
+            tensor = self.tensors.get(name)
+            if tensor is None:
+                close = difflib.get_close_matches(name, self.order, n=3)
+                hint = f" Did you mean one of {close}?" if close else ""
+                raise ValueError(
+                    f"No such layer: {name!r} (argument `{argument}`).{hint} "
+                    f"Existing layers are: {self.order}."
+                )
+            found.append(tensor)
+        return found
+
+    # -- cut analysis -----------------------------------------------------
+
+    def _node_of(self, tensor):
+        history = tensor._keras_history
+        return history.operation._inbound_nodes[history.node_index]
+
+    def _all_nodes(self):
+        nodes = []
+        for depth_nodes in self.model._nodes_by_depth.values():
+            nodes.extend(depth_nodes)
+        return nodes
+
+    def _reachable_avoiding(self, blocked_ids):
+        """Nodes reachable from the inputs without passing a blocked node."""
+        children = collections.defaultdict(list)
+        starts = []
+        for node in self._all_nodes():
+            if node.is_input or not node.parent_nodes:
+                starts.append(node)
+            for parent in node.parent_nodes:
+                children[id(parent)].append(node)
+        seen = {}
+        queue = collections.deque(n for n in starts if id(n) not in blocked_ids)
+        for node in queue:
+            seen[id(node)] = node
+        while queue:
+            node = queue.popleft()
+            for child in children[id(node)]:
+                if id(child) in blocked_ids or id(child) in seen:
+                    continue
+                seen[id(child)] = child
+                queue.append(child)
+        return seen
+
+    def _descendants(self, start_ids):
+        children = collections.defaultdict(list)
+        for node in self._all_nodes():
+            for parent in node.parent_nodes:
+                children[id(parent)].append(node)
+        out = {}
+        queue = collections.deque()
+        for node in self._all_nodes():
+            if id(node) in start_ids:
+                queue.append(node)
+        while queue:
+            node = queue.popleft()
+            for child in children[id(node)]:
+                if id(child) not in out:
+                    out[id(child)] = child
+                    queue.append(child)
+        return out
+
+    def bypasses(self, names: Sequence[str]) -> List[str]:
+        """Layers where a path that avoids ``names`` rejoins the network.
+
+        Returns an empty list when ``names`` together cut every path from the
+        model inputs to its outputs.
+        """
+        blocked = {id(self._node_of(t)) for t in self.resolve(names)}
+        reach = self._reachable_avoiding(blocked)
+        output_nodes = [self._node_of(t) for t in self.model.outputs]
+        if not any(id(n) in reach for n in output_nodes):
+            return []
+        downstream = self._descendants(blocked)
+        merges = []
+        for node_id, node in reach.items():
+            if node_id not in downstream:
+                continue
+            # A merge point takes one input from the blocked layers' side and
+            # one from the bypass; report only where the bypass first rejoins.
+            if any(
+                id(p) in reach and id(p) not in downstream for p in node.parent_nodes
+            ):
+                merges.append(node.operation.name)
+        return [n for n in self.order if n in set(merges)] or [
+            output_nodes[0].operation.name
+        ]
+
+    def is_cut(self, names: Sequence[str]) -> bool:
+        return not self.bypasses(names)
+
+    def nearest_cuts(self, name: str, limit: int = 2) -> List[str]:
+        """Single layers that are cuts, nearest to ``name`` in graph order."""
+        position = self.order.index(name)
+        ranked = sorted(
+            (abs(i - position), i, other)
+            for i, other in enumerate(self.order)
+            if other != name
+        )
+        cuts = []
+        for _, _, other in ranked:
+            node = self._node_of(self.tensors[other])
+            if node.is_input:
+                continue
+            if self.is_cut([other]):
+                cuts.append(other)
+            if len(cuts) >= limit:
+                break
+        return cuts
+
+    def check_cut(self, names: Sequence[str], what: str = "layer") -> None:
+        """Raises ValueError naming the bypass when ``names`` is not a cut."""
+        bypass = self.bypasses(names)
+        if not bypass:
+            return
+        label = names[0] if len(names) == 1 else list(names)
+        hint = ""
+        if len(names) == 1:
+            near = self.nearest_cuts(names[0])
+            if near:
+                hint = f" The nearest layers that are cuts: {near}."
+        raise ValueError(
+            f"{what.capitalize()} {label!r} is not a cut of model "
+            f"'{self.model.name}': a path from the inputs to the outputs "
+            f"bypasses it and rejoins at {bypass} (a residual connection or a "
+            f"parallel branch).{hint} Pass a layer that every path goes "
+            "through, or a list of layers that together cut the network."
+        )
+
+
+def _node_names(functional) -> "tuple[Dict[str, keras.KerasTensor], List[str]]":
+    tensors, order = {}, []
+    depths = sorted(functional._nodes_by_depth.keys(), reverse=True)
+    for depth in depths:
+        for node in functional._nodes_by_depth[depth]:
+            op = node.operation
+            if op is None:
+                continue
+            name = op.name
+            if name in tensors or len(node.outputs) != 1:
+                continue
+            tensors[name] = node.outputs[0]
+            order.append(name)
+    return tensors, order
+
+
+def _flatten(model):
+    """Rebuilds a model that nests other models as one graph of leaf layers."""
+    tensors: Dict[str, keras.KerasTensor] = {}
+    order: List[str] = []
+    counts = collections.Counter()
+
+    def record(path, tensor):
+        tensors[path] = tensor
+        order.append(path)
+        counts[path.rsplit("/", 1)[-1]] += 1
+
+    def apply(functional, inputs, prefix):
+        def operation_fn(op):
+            if _is_graph_model(op):
+                inner = _functional_of(op)
+
+                def call_nested(*args, **kwargs):
+                    args = [a for a in args if a is not None]
+                    out = apply(inner, args[0] if len(args) == 1 else args,
+                                prefix + op.name + "/")
+                    record(prefix + op.name, out)
+                    return out
+
+                return call_nested
+
+            def call_leaf(*args, **kwargs):
+                out = op(*args, **kwargs)
+                if isinstance(out, keras.KerasTensor):
+                    record(prefix + op.name, out)
+                return out
+
+            return call_leaf
+
+        return functional._run_through_graph(inputs, operation_fn=operation_fn)
+
+    functional = _functional_of(model)
+    new_inputs = [
+        keras.Input(shape=t.shape[1:], dtype=t.dtype, name=f"{t.name}_flat")
+        for t in functional.inputs
+    ]
+    for inp, original in zip(new_inputs, functional.inputs):
+        record(original._keras_history.operation.name, inp)
+    outputs = apply(
+        functional, new_inputs[0] if len(new_inputs) == 1 else new_inputs, ""
+    )
+    flat = keras.Model(new_inputs, outputs, name=f"{model.name}_flat")
+    # Plain inner names are accepted when they are unique across the nesting.
+    for path in list(order):
+        if "/" in path:
+            plain = path.rsplit("/", 1)[-1]
+            if counts[plain] == 1 and plain not in tensors:
+                tensors[plain] = tensors[path]
+    return flat, tensors, order
+
+
+def layer_graph(model: keras.Model) -> LayerGraph:
+    """Builds (and caches on the model) the layer graph of ``model``.
+
+    Args:
+        model: a Functional or Sequential ``keras.Model``.
+
+    Returns:
+        The model's ``LayerGraph``.
+
+    Raises:
+        TypeError: ``model`` is not a keras.Model or is subclassed.
+        ValueError: a Sequential model without a known input shape.
+    """
+    cached = getattr(model, "_kc_layer_graph", None)
+    if cached is not None:
+        return cached
+    functional = _functional_of(model)
+    if _has_nested_models(functional):
+        flat, tensors, order = _flatten(model)
+        graph = LayerGraph(flat, tensors, order)
+    else:
+        tensors, order = _node_names(functional)
+        graph = LayerGraph(functional, tensors, order)
+    # Cache without making Keras track the object as a sub-layer/state.
+    object.__setattr__(model, "_kc_layer_graph", graph)
+    return graph

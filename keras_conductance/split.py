@@ -1,0 +1,80 @@
+"""Split a Keras model at named layers into a head and a tail sub-model."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import List, Sequence, Union
+
+import keras
+
+from keras_conductance.graph import layer_graph
+
+__all__ = ["Split", "split_model"]
+
+
+@dataclasses.dataclass
+class Split:
+    """A model cut in two at ``layers``.
+
+    Attributes:
+        head: ``keras.Model`` from the model inputs to the layer output(s);
+            one output per layer, in the order given.
+        tail: ``keras.Model`` from the layer output(s) to the model outputs,
+            so that ``tail(head(x))`` equals ``model(x)``.
+        layers: the layer names, in the order of ``head.outputs``.
+    """
+
+    head: keras.Model
+    tail: keras.Model
+    layers: List[str]
+
+
+def _as_names(layers: Union[str, Sequence[str]], argument: str) -> List[str]:
+    if isinstance(layers, str):
+        return [layers]
+    names = list(layers)
+    if not names:
+        raise ValueError(f"`{argument}` must name at least one layer. Received: {layers!r}.")
+    if len(set(names)) != len(names):
+        raise ValueError(f"`{argument}` names a layer twice. Received: {names}.")
+    return names
+
+
+def split_model(model: keras.Model, layers: Union[str, Sequence[str]]) -> Split:
+    """Splits ``model`` at ``layers`` into ``head`` and ``tail`` sub-models.
+
+    The layers must form a cut: every path from the inputs to the outputs
+    must pass through one of them. A single layer inside a residual block is
+    not a cut (the skip connection bypasses it); the four parallel
+    convolutions of a text CNN are a cut only together.
+
+    Args:
+        model: a Functional or Sequential ``keras.Model``. Models nested in it
+            (e.g. a ``keras.applications`` network inside a ``Sequential``)
+            are looked into: name their layers plainly when the name is
+            unique, or as ``"outer/inner"``.
+        layers: a layer name or a list of names that together form a cut.
+
+    Returns:
+        A ``Split`` with ``head`` (inputs -> layer outputs) and ``tail``
+        (layer outputs -> model outputs).
+
+    Raises:
+        TypeError: ``model`` is subclassed or not a Keras model.
+        ValueError: an unknown layer (the message lists the existing ones), or
+            layers that a path bypasses (the message names the bypass and the
+            nearest layers that are cuts).
+    """
+    names = _as_names(layers, "layers")
+    graph = layer_graph(model)
+    tensors = graph.resolve(names)
+    graph.check_cut(names)
+    source = graph.model
+    one = len(tensors) == 1
+    head = keras.Model(
+        source.inputs, tensors[0] if one else tensors, name=f"{model.name}_head"
+    )
+    tail = keras.Model(
+        tensors[0] if one else tensors, source.outputs, name=f"{model.name}_tail"
+    )
+    return Split(head=head, tail=tail, layers=names)

@@ -1,0 +1,137 @@
+"""What score F is explained: output index per example, or a callable."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Tuple, Union
+
+import keras
+import numpy as np
+
+__all__ = ["resolve_target", "strip_softmax", "output_activation"]
+
+Target = Union[None, int, np.ndarray, Callable]
+
+_SQUASHING = ("softmax", "sigmoid")
+
+
+def resolve_target(
+    target: Target, outputs_at_input: np.ndarray, n_examples: int
+) -> Tuple[np.ndarray, Optional[Callable]]:
+    """Returns ``(indices (B,) int32, callable or None)``.
+
+    Args:
+        target: None (top predicted class of each example), an int, a
+            per-example int array ``(B,)``, or a callable mapping model
+            outputs ``(N, ...)`` to scores ``(N,)``.
+        outputs_at_input: model outputs at the inputs, ``(B, ...)``.
+        n_examples: B.
+    """
+    if callable(target):
+        return np.full(n_examples, -1, np.int32), target
+    n_classes = int(np.prod(outputs_at_input.shape[1:])) if outputs_at_input.ndim > 1 else 1
+    if target is None:
+        flat = outputs_at_input.reshape(n_examples, -1)
+        return flat.argmax(axis=1).astype(np.int32), None
+    arr = np.asarray(target)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(
+            "`target` must be None, an int, a per-example int array, or a "
+            f"callable. Received: target={target!r} (dtype {arr.dtype})."
+        )
+    if arr.ndim == 0:
+        arr = np.full(n_examples, int(arr))
+    elif arr.shape != (n_examples,):
+        raise ValueError(
+            f"A per-example `target` must have shape ({n_examples},) to match "
+            f"the {n_examples} inputs. Received shape {arr.shape}."
+        )
+    bad = (arr < 0) | (arr >= n_classes)
+    if bad.any():
+        raise ValueError(
+            f"`target` is out of range: the model has {n_classes} outputs "
+            f"(valid indices 0..{n_classes - 1}). Received: "
+            f"{sorted(set(arr[bad].tolist()))[:10]}."
+        )
+    return arr.astype(np.int32), None
+
+
+def _activation_name(fn) -> Optional[str]:
+    name = getattr(fn, "__name__", None)
+    return name if name in _SQUASHING else None
+
+
+def output_activation(model: keras.Model) -> Optional[str]:
+    """``"softmax"``/``"sigmoid"`` when the model's output is squashed."""
+    if len(model.outputs) != 1:
+        return None
+    history = model.outputs[0]._keras_history
+    op = history.operation
+    if isinstance(op, keras.layers.Softmax):
+        return "softmax"
+    return _activation_name(getattr(op, "activation", None))
+
+
+class _WithoutActivation(keras.layers.Layer):
+    """Calls a layer with its activation switched to linear (weights shared)."""
+
+    def __init__(self, layer, **kwargs):
+        super().__init__(name=f"{layer.name}_pre_activation", **kwargs)
+        self.inner = layer
+
+    def call(self, inputs):
+        saved = self.inner.activation
+        self.inner.activation = keras.activations.linear
+        try:
+            return self.inner.call(inputs)
+        finally:
+            self.inner.activation = saved
+
+    def compute_output_shape(self, input_shape):
+        return self.inner.compute_output_shape(input_shape)
+
+
+def strip_softmax(model: keras.Model) -> keras.Model:
+    """The same network with its final softmax (or sigmoid) removed.
+
+    The paper explains the *pre-softmax* score of the top label: a softmax
+    output saturates near 1, and attributions of a saturated score say little.
+    The returned model shares every weight with ``model`` (training one
+    trains the other) and outputs the logits.
+
+    Args:
+        model: a Functional or Sequential model whose output layer is an
+            ``Activation("softmax")``/``Softmax`` layer, or a layer with
+            ``activation="softmax"`` or ``"sigmoid"`` (e.g. ``Dense``).
+
+    Returns:
+        A Functional ``keras.Model`` from the same inputs to the logits.
+
+    Raises:
+        ValueError: the output layer has no softmax/sigmoid to remove.
+    """
+    from keras_conductance.graph import layer_graph
+
+    graph = layer_graph(model)
+    source = graph.model
+    if len(source.outputs) != 1:
+        raise ValueError(
+            f"strip_softmax needs a single-output model; '{model.name}' has "
+            f"{len(source.outputs)} outputs."
+        )
+    history = source.outputs[0]._keras_history
+    op = history.operation
+    node = op._inbound_nodes[history.node_index]
+    inner = node.input_tensors[0] if node.input_tensors else None
+    if isinstance(op, (keras.layers.Activation, keras.layers.Softmax)) and (
+        isinstance(op, keras.layers.Softmax) or _activation_name(op.activation)
+    ):
+        logits = inner
+    elif _activation_name(getattr(op, "activation", None)):
+        logits = _WithoutActivation(op)(inner)
+    else:
+        raise ValueError(
+            f"The output layer '{op.name}' of model '{model.name}' has no "
+            "softmax or sigmoid activation to remove: the model already "
+            "outputs unsquashed scores."
+        )
+    return keras.Model(source.inputs, logits, name=f"{model.name}_logits")
