@@ -7,7 +7,16 @@ from typing import Dict, ItemsView, Iterator, KeysView, List, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["Attribution", "Measures"]
+__all__ = ["Attribution", "Measures", "relative_error"]
+
+
+def relative_error(delta: np.ndarray, output_diff: np.ndarray) -> np.ndarray:
+    """|delta| / |F(x) - F(x')|, elementwise.
+
+    No absolute floor: completeness is scale-free (a ReLU network's scores
+    may legitimately be 1e-11), so only an exactly zero change is guarded.
+    """
+    return np.abs(delta) / np.maximum(np.abs(output_diff), 1e-30)
 
 
 @dataclasses.dataclass(eq=False)
@@ -101,8 +110,7 @@ class Attribution:
     def relative_delta(self, layers: Optional[Sequence[str]] = None) -> np.ndarray:
         """``(B,)`` |delta| / |F(x) - F(x')| for one layer or a group."""
         layers = self.layers[:1] if layers is None else list(layers)
-        scale = np.maximum(np.abs(self.output_diff), 1e-12)
-        return np.abs(self.delta_of(layers)) / scale
+        return relative_error(self.delta_of(layers), self.output_diff)
 
     def per_filter(self, layer: str, channel_axis: int = -1) -> np.ndarray:
         """``(B, C)``: scores summed over every axis but batch and channel.

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from keras_conductance import quadrature
-from keras_conductance.attribution import Attribution, Measures
+from keras_conductance.attribution import Attribution, Measures, relative_error
 from keras_conductance.engine import PathEngine, PathSums, resolve_jit
 from keras_conductance.graph import layer_graph
 from keras_conductance.split import _as_names
@@ -138,7 +138,8 @@ class Conductance:
         self._input_spec = tuple(source.inputs[0].shape[1:])
         self._input_dtype = source.inputs[0].dtype
         self.is_cut = {name: graph.is_cut([name]) for name in self.layers}
-        self._union_is_cut = graph.is_cut(self.layers)
+        rest = [n for n in self.layers if not self.is_cut[n]]
+        self._rest_is_cut = bool(rest) and graph.is_cut(rest)
         self._squash = None if self.pre_softmax else output_activation(source)
 
     @property
@@ -248,9 +249,12 @@ class Conductance:
         )
 
     def _convergence_groups(self) -> List[List[str]]:
+        """Layer groups whose conductances must add up to F(x) - F(x')."""
         groups = [[n] for n in self.layers if self.is_cut[n]]
-        if not groups and self._union_is_cut:
-            groups = [list(self.layers)]
+        # Layers that are cuts only together, e.g. a text CNN's conv widths.
+        rest = [n for n in self.layers if not self.is_cut[n]]
+        if rest and self._rest_is_cut:
+            groups.append(rest)
         return groups
 
     def _relative_errors(self, sums: PathSums, groups) -> np.ndarray:
@@ -262,7 +266,7 @@ class Conductance:
             total = sum(
                 sums.conductance[index[n]].reshape(diff.shape[0], -1).sum(1) for n in group
             )
-            worst = np.maximum(worst, np.abs(total - diff) / np.maximum(np.abs(diff), 1e-6))
+            worst = np.maximum(worst, relative_error(total - diff, diff))
         return worst
 
     def _refine(self, x, xb, target, target_fn, method, n_steps, tolerance):
