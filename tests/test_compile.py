@@ -1,0 +1,48 @@
+"""Compiled work is reused: no retracing across calls or shortcut calls."""
+
+import numpy as np
+
+import keras_conductance as kc
+from keras_conductance import functional
+from models import small_convnet
+
+
+def test_explainer_traces_once_per_input_shape(rng):
+    model = small_convnet()
+    explainer = kc.Conductance(model, ["conv1", "dense"], n_steps=10, batch_size=16)
+    x = rng.normal(size=(4, 8, 8, 2)).astype("float32")
+    explainer(x)
+    traced = explainer.tracing_count
+    assert traced >= 1
+    # Other values, targets, baselines, step counts and batch sizes of
+    # examples reuse the trace (points and examples are padded per chunk).
+    explainer(x * 2, target=1)
+    explainer(x[:3], baselines=np.ones_like(x[:3]), n_steps=33)
+    explainer(x, method="left")
+    assert explainer.tracing_count == traced
+
+
+def test_functional_shortcut_reuses_the_cached_explainer(rng):
+    functional.clear_cache()
+    model = small_convnet()
+    x = rng.normal(size=(2, 8, 8, 2)).astype("float32")
+    first = kc.conductance(model, x, "conv2", n_steps=8)
+    (explainer,) = functional._CACHE[model].values()
+    traced = explainer.tracing_count
+    second = kc.conductance(model, x, "conv2", n_steps=12, target=0)
+    assert explainer.tracing_count == traced
+    assert len(functional._CACHE[model]) == 1
+    # internal_influence and measures share the same compiled explainer.
+    kc.internal_influence(model, x, "conv2")
+    kc.measures(model, x, "conv2")
+    assert len(functional._CACHE[model]) == 1 and explainer.tracing_count == traced
+    assert first["conv2"].shape == second["conv2"].shape == (2, 4, 4, 5)
+
+
+def test_cache_is_bounded(rng):
+    functional.clear_cache()
+    model = small_convnet()
+    x = rng.normal(size=(1, 8, 8, 2)).astype("float32")
+    for batch_size in range(1, functional.CACHE_SIZE + 4):
+        kc.conductance(model, x, "conv1", n_steps=2, batch_size=batch_size)
+    assert len(functional._CACHE[model]) == functional.CACHE_SIZE
