@@ -13,7 +13,7 @@ from keras_conductance.attribution import Attribution, Measures, relative_error
 from keras_conductance.engine import PathEngine, PathSums, resolve_jit
 from keras_conductance.graph import layer_graph
 from keras_conductance.split import _as_names
-from keras_conductance.targets import output_activation, resolve_target, strip_softmax
+from keras_conductance.targets import Target, output_activation, resolve_target, strip_softmax
 
 __all__ = ["Conductance", "DEFAULT_BATCH_SIZE", "CONVERGENCE_WARNING_THRESHOLD"]
 
@@ -163,8 +163,12 @@ class Conductance:
                 "`kc.conductance_over_dataset` for a whole dataset."
             )
         x = np.asarray(inputs.numpy() if hasattr(inputs, "numpy") else inputs)
-        if x.dtype == object:
-            raise TypeError(f"`inputs` must be numeric. Received dtype {x.dtype}.")
+        textual = x.dtype == object or x.dtype.kind in "SU"
+        if textual and self._head is None:
+            raise TypeError(
+                f"`inputs` must be numeric; received dtype {x.dtype}. For a model "
+                "that takes strings, pass `start_layer=` (e.g. its Embedding)."
+            )
         spec = self._input_spec
         if x.ndim != len(spec) + 1 or any(
             s is not None and s != d for s, d in zip(spec, x.shape[1:])
@@ -175,7 +179,7 @@ class Conductance:
             )
         if x.shape[0] == 0:
             raise ValueError("`inputs` holds no examples (batch size 0).")
-        integer = x.dtype.kind in "iub"
+        integer = x.dtype.kind in "iub" or textual
         if self._head is None:
             if integer:
                 raise ValueError(
@@ -305,9 +309,9 @@ class Conductance:
 
     def explain(
         self,
-        inputs,
-        target=None,
-        baselines=None,
+        inputs: np.ndarray,
+        target: Target = None,
+        baselines: Optional[np.ndarray] = None,
         *,
         n_steps: Optional[int] = None,
         method: Optional[str] = None,
@@ -324,7 +328,9 @@ class Conductance:
                 or an array broadcastable to the inputs (with
                 ``start_layer``: token ids, or vectors broadcastable to the
                 start layer's output).
-            n_steps, method, tolerance: override the explainer's settings.
+            n_steps: overrides the explainer's ``n_steps``.
+            method: overrides the explainer's ``method``.
+            tolerance: overrides the explainer's ``tolerance``.
 
         Returns:
             ``Measures`` with conductance, internal influence,
@@ -351,11 +357,13 @@ class Conductance:
         self._warn(sums, method, n_steps, tolerance)
         return self._measures(sums, target_idx, used, method, alphas)
 
-    def __call__(self, inputs, target=None, baselines=None, **overrides) -> Attribution:
+    def __call__(self, inputs: np.ndarray, target: Target = None,
+                 baselines: Optional[np.ndarray] = None, **overrides) -> Attribution:
         """Conductance (Eq. 3) per unit; see ``explain`` for the arguments."""
         return self.explain(inputs, target, baselines, **overrides).conductance
 
-    def endpoints(self, inputs, target=None, baselines=None) -> Measures:
+    def endpoints(self, inputs: np.ndarray, target: Target = None,
+                  baselines: Optional[np.ndarray] = None) -> Measures:
         """Activation and gradient x activation only (no integration).
 
         Costs two path points (x' and x) instead of n_steps + 1; the

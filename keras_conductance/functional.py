@@ -12,10 +12,12 @@ import weakref
 from typing import Optional, Sequence, Union
 
 import keras
+import numpy as np
 
 from keras_conductance.attribution import Attribution, Measures
 from keras_conductance.explainer import Conductance
 from keras_conductance.split import _as_names
+from keras_conductance.targets import Target
 
 __all__ = [
     "conductance",
@@ -65,11 +67,11 @@ def _explainer(model, layers, start_layer, batch_size, jit_compile, pre_softmax,
 
 def measures(
     model: keras.Model,
-    inputs,
+    inputs: np.ndarray,
     layers: Layers,
     *,
-    target=None,
-    baselines=None,
+    target: Target = None,
+    baselines: Optional[np.ndarray] = None,
     n_steps: int = 50,
     method: str = "trapezoid",
     start_layer: Optional[str] = None,
@@ -109,7 +111,7 @@ def measures(
                              method=method, tolerance=tolerance)
 
 
-def conductance(model: keras.Model, inputs, layers: Layers, **kwargs) -> Attribution:
+def conductance(model: keras.Model, inputs: np.ndarray, layers: Layers, **kwargs) -> Attribution:
     """Conductance (Eq. 3) of every unit of ``layers``.
 
     Takes the same keyword arguments as ``measures``. A second call with the
@@ -123,7 +125,8 @@ def conductance(model: keras.Model, inputs, layers: Layers, **kwargs) -> Attribu
     return measures(model, inputs, layers, **kwargs).conductance
 
 
-def internal_influence(model: keras.Model, inputs, layers: Layers, **kwargs) -> Attribution:
+def internal_influence(model: keras.Model, inputs: np.ndarray, layers: Layers,
+                       **kwargs) -> Attribution:
     """Internal influence (Eq. 4): the path integral of dF/dy, same rule as
     ``conductance``. Takes the keyword arguments of ``measures``."""
     return measures(model, inputs, layers, **kwargs).internal_influence
@@ -151,7 +154,8 @@ def _endpoints(model, inputs, layers, kwargs) -> Measures:
     return explainer.endpoints(inputs, kwargs.get("target"), kwargs.get("baselines"))
 
 
-def gradient_x_activation(model: keras.Model, inputs, layers: Layers, **kwargs) -> Attribution:
+def gradient_x_activation(model: keras.Model, inputs: np.ndarray, layers: Layers,
+                          **kwargs) -> Attribution:
     """y * dF/dy at the input (alpha = 1). Costs two path points, not n_steps.
 
     Keyword arguments: target, baselines, start_layer, batch_size,
@@ -160,7 +164,7 @@ def gradient_x_activation(model: keras.Model, inputs, layers: Layers, **kwargs) 
     return _endpoints(model, inputs, layers, kwargs).gradient_x_activation
 
 
-def activation(model: keras.Model, inputs, layers: Layers, **kwargs) -> Attribution:
+def activation(model: keras.Model, inputs: np.ndarray, layers: Layers, **kwargs) -> Attribution:
     """The layer output y at the input. Keyword arguments as
     ``gradient_x_activation``."""
     return _endpoints(model, inputs, layers, kwargs).activation

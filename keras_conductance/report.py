@@ -20,6 +20,9 @@ from keras_conductance.attribution import Measures
 
 __all__ = ["write_report", "summary"]
 
+# The image strip shows at most this many examples (the tables show all).
+MAX_EXAMPLES_SHOWN = 12
+
 
 def summary(measures: Measures, top_k: int = 5) -> dict:
     """JSON-ready per-example summary: top filters and completeness per layer."""
@@ -69,17 +72,19 @@ def _figures(measures: Measures, images: Optional[np.ndarray]):
     if images is not None:
         layer = cond.layers[-1]
         per_filter = cond.per_filter(layer)
-        n = len(per_filter)
+        n = min(len(per_filter), MAX_EXAMPLES_SHOWN)
+        k = min(5, per_filter.shape[1])
         fig, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.4), squeeze=False)
         for i in range(n):
-            axes[0, i].imshow(images[i], cmap="gray")
+            axes[0, i].imshow(np.squeeze(images[i]), cmap="gray")
             axes[0, i].set_title(f"target {cond.target[i]}", fontsize=8)
             axes[0, i].axis("off")
-            top = np.argsort(-per_filter[i])[:5]
-            axes[1, i].barh(range(5), per_filter[i][top][::-1], color="tab:blue")
-            axes[1, i].set_yticks(range(5), [str(f) for f in top[::-1]], fontsize=7)
+            top = np.argsort(-per_filter[i])[:k]
+            axes[1, i].barh(range(k), per_filter[i][top][::-1], color="tab:blue")
+            axes[1, i].set_yticks(range(k), [str(f) for f in top[::-1]], fontsize=7)
             axes[1, i].tick_params(axis="x", labelsize=6)
-        fig.suptitle(f"Top-5 filters of {layer} by conductance", fontsize=10)
+        fig.suptitle(f"Top-{k} filters of {layer} by conductance"
+                     + (f" (first {n} examples)" if n < len(per_filter) else ""), fontsize=10)
         fig.tight_layout()
         yield f"{layer}_top_filters", fig
 
@@ -88,7 +93,7 @@ def _table(info: dict) -> str:
     rows = []
     for i, ex in enumerate(info["examples"]):
         change = ex["score_at_input"] - ex["score_at_baseline"]
-        cells = [str(i), str(ex["target"]), f"{ex['score_at_input']:.3f}", f"{change:.3f}",
+        cells = [html.escape(ex.get("name", str(i))), str(ex["target"]), f"{ex['score_at_input']:.3f}", f"{change:.3f}",
                  str(ex["n_steps"])]
         for layer in info["layers"]:
             entry = ex["layers"][layer]
@@ -102,7 +107,8 @@ def _table(info: dict) -> str:
 
 
 def write_report(out_dir, measures: Measures, *, images: Optional[np.ndarray] = None,
-                 labels: Optional[Sequence[int]] = None, title: str = "Conductance report",
+                 labels: Optional[Sequence[int]] = None, names: Optional[Sequence[str]] = None,
+                 title: str = "Conductance report",
                  notes: Sequence[str] = ()) -> List[pathlib.Path]:
     """Writes ``report.json``, ``report.html`` and one PNG per figure.
 
@@ -111,6 +117,7 @@ def write_report(out_dir, measures: Measures, *, images: Optional[np.ndarray] = 
         measures: result of ``kc.measures`` / ``Conductance.explain``.
         images: optional ``(B, H, W)`` or ``(B, H, W, 3)`` images to show.
         labels: optional true labels, stored in the JSON.
+        names: optional example names (file names), shown and stored.
         title: page title.
         notes: lines shown under the title (baseline, explained score, ...).
 
@@ -123,6 +130,9 @@ def write_report(out_dir, measures: Measures, *, images: Optional[np.ndarray] = 
     if labels is not None:
         for ex, label in zip(info["examples"], labels):
             ex["label"] = int(label)
+    if names is not None:
+        for ex, name in zip(info["examples"], names):
+            ex["name"] = str(name)
     written = [out / "report.json"]
     written[0].write_text(json.dumps(info, indent=1))
     blocks = []

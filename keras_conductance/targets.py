@@ -10,6 +10,7 @@ import numpy as np
 __all__ = ["resolve_target", "strip_softmax", "output_activation"]
 
 Target = Union[None, int, np.ndarray, Callable]
+"""None, an int, a per-example int array, or a callable ``outputs -> (N,)``."""
 
 _SQUASHING = ("softmax", "sigmoid")
 

@@ -1,0 +1,159 @@
+"""Load a saved Keras model and read inputs from files, with clear errors.
+
+Used by the command line; every failure becomes a ``LoadError`` whose message
+is one line a user can act on.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+__all__ = ["LoadError", "load_model_file", "read_inputs", "IMAGE_SUFFIXES", "PREPROCESSING"]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+# How image pixels (0..255 after decoding) are scaled before the model.
+PREPROCESSING = {
+    "raw": lambda a: a,
+    "unit": lambda a: a / 255.0,
+    "symmetric": lambda a: a / 127.5 - 1.0,  # keras.applications MobileNet/Inception
+}
+
+
+class LoadError(Exception):
+    """A model or input file that cannot be used, with a one-line reason."""
+
+
+def load_model_file(path, unsafe: bool = False):
+    """Loads a ``.keras`` (or ``.h5``) model with Keras' safe mode on.
+
+    Args:
+        path: the model file.
+        unsafe: allow unsafe deserialization (Lambda layers with Python code).
+
+    Returns:
+        The ``keras.Model``.
+
+    Raises:
+        LoadError: missing file, not a Keras model, or a model that needs
+            custom objects or unsafe deserialization.
+    """
+    import keras
+
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise LoadError(f"no such model file: {path}")
+    if path.is_dir() or path.suffix not in (".keras", ".h5", ".hdf5"):
+        raise LoadError(
+            f"{path} is not a Keras model file: expected a .keras (or legacy .h5) "
+            "file saved with model.save(...)"
+        )
+    try:
+        model = keras.models.load_model(path, safe_mode=not unsafe, compile=False)
+    except Exception as err:  # Keras raises many types; map them to one line.
+        text = " ".join(str(err).split())
+        if "safe_mode" in text or "unsafe" in text.lower() or "lambda" in text.lower():
+            raise LoadError(
+                f"{path} needs unsafe deserialization (it holds Python code, e.g. a "
+                "Lambda layer). If you trust the file, rerun with --unsafe."
+            ) from None
+        if "Could not locate" in text or "custom" in text.lower() or "Unknown" in text:
+            raise LoadError(
+                f"{path} needs custom objects that are not importable here ({text[:160]}). "
+                "Import the module that defines them (registered with "
+                "@keras.saving.register_keras_serializable) before loading."
+            ) from None
+        raise LoadError(f"{path} is not a readable Keras model: {text[:200]}") from None
+    if not isinstance(model, keras.Model):
+        raise LoadError(f"{path} does not hold a keras.Model")
+    return model
+
+
+def _image_files(path: pathlib.Path) -> List[pathlib.Path]:
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise LoadError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def _read_images(files, model, preprocess: str) -> np.ndarray:
+    import keras
+
+    shape = tuple(model.inputs[0].shape[1:])
+    if len(shape) != 3 or shape[0] is None or shape[1] is None:
+        raise LoadError(
+            f"images need a model with a fixed (height, width, channels) input; "
+            f"this model's input shape is {shape}"
+        )
+    mode = "grayscale" if shape[2] == 1 else "rgb"
+    arrays = []
+    for file in files:
+        try:
+            image = keras.utils.load_img(file, target_size=shape[:2], color_mode=mode)
+        except Exception as err:
+            raise LoadError(f"cannot read image {file}: {err}") from None
+        arrays.append(keras.utils.img_to_array(image))
+    return PREPROCESSING[preprocess](np.stack(arrays).astype("float32"))
+
+
+def read_inputs(path, model, preprocess: str = "raw") -> Tuple[np.ndarray, Optional[List[str]], str]:
+    """Reads the examples to explain.
+
+    Args:
+        path: a ``.npy`` array, an image file, a folder of images (resized to
+            the model input), or a ``.txt`` file with one sentence per line
+            (for a model that takes strings, e.g. with a saved
+            ``TextVectorization``).
+        model: the model, for its input shape.
+        preprocess: image scaling, one of ``PREPROCESSING``.
+
+    Returns:
+        ``(inputs, names, kind)``: the batch, one name per example, and
+        ``"array"``, ``"image"`` or ``"text"``.
+
+    Raises:
+        LoadError: a missing file, an unknown format, or inputs of the wrong shape.
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise LoadError(f"no such input file or folder: {path}")
+    if path.is_dir():
+        files = _image_files(path)
+        return _read_images(files, model, preprocess), [f.name for f in files], "image"
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return _read_images([path], model, preprocess), [path.name], "image"
+    if suffix == ".txt":
+        lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        if not lines:
+            raise LoadError(f"{path} holds no sentences")
+        if model.inputs[0].dtype != "string":
+            raise LoadError(
+                f"{path} holds text, but the model takes {model.inputs[0].dtype} "
+                "inputs: save the model with its TextVectorization layer inside, or "
+                "pass token ids as a .npy file"
+            )
+        return np.array(lines, dtype=object)[:, None] if len(model.inputs[0].shape) == 2 \
+            else np.array(lines, dtype=object), lines, "text"
+    if suffix == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except ValueError as err:
+            raise LoadError(f"cannot read {path}: {err}") from None
+        expected = tuple(model.inputs[0].shape[1:])
+        if array.ndim == len(expected):
+            array = array[None]
+        if array.ndim != len(expected) + 1 or any(
+            e is not None and e != a for e, a in zip(expected, array.shape[1:])
+        ):
+            raise LoadError(
+                f"inputs in {path} have shape {array.shape}; the model expects "
+                f"(batch, {', '.join(str(e) for e in expected)})"
+            )
+        return array, [f"{path.name}[{i}]" for i in range(len(array))], "array"
+    raise LoadError(
+        f"unknown input format {suffix or '(none)'} for {path}: use .npy, an image "
+        f"({', '.join(IMAGE_SUFFIXES)}), a folder of images, or a .txt file"
+    )

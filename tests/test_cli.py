@@ -1,0 +1,140 @@
+"""The command line, run as users run it, on real files."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_conductance as kc
+from keras_conductance import cli
+from models import small_convnet
+
+
+def _run(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "keras_conductance.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    model = small_convnet(input_shape=(16, 16, 3))
+    model.save(folder / "model.keras")
+    x = np.random.default_rng(0).normal(size=(3, 16, 16, 3)).astype("float32")
+    np.save(folder / "x.npy", x)
+    return folder, model, x
+
+
+@pytest.mark.slow
+def test_report_on_npy_matches_the_library(saved, tmp_path):
+    folder, model, x = saved
+    proc = _run("report", folder / "model.keras", "--layer", "conv1", "--layer", "conv2",
+                "--inputs", folder / "x.npy", "--out", tmp_path / "r", "--json",
+                "--tolerance", "0.01")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    info = json.loads(proc.stdout)
+    expected = kc.conductance(model, x, ["conv1", "conv2"], n_steps=64, tolerance=0.01)
+    for i, ex in enumerate(info["examples"]):
+        assert ex["name"] == f"x.npy[{i}]" and ex["target"] == expected.target[i]
+        per_filter = expected.per_filter("conv2")[i]
+        top = np.argsort(-per_filter)[:5]
+        assert ex["layers"]["conv2"]["top_filters"] == top.tolist()
+        np.testing.assert_allclose(ex["layers"]["conv2"]["top_conductance"], per_filter[top],
+                                   rtol=1e-4, atol=1e-5)
+        assert abs(ex["layers"]["conv2"]["delta"]) <= 0.01 * abs(expected.output_diff[i]) + 1e-6
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "x.npy[2]" in html and html.count("data:image/png;base64") == 2
+
+
+@pytest.mark.slow
+def test_report_on_real_photos(shared_data, saved, tmp_path):
+    folder, _, _ = saved
+    photos = shared_data / "imagenet" / "samples"
+    proc = _run("report", folder / "model.keras", "--layer", "conv2", "--inputs", photos,
+                "--preprocess", "unit", "--out", tmp_path / "r")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    info = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert len(info["examples"]) == 100
+    assert info["examples"][0]["name"] == "n01440764_tench.JPEG"
+    assert (tmp_path / "r" / "conv2_top_filters.png").exists()
+    assert "report.html" in proc.stderr
+
+
+def test_report_on_text_with_saved_vectorizer(tmp_path):
+    keras.utils.set_random_seed(0)
+    vectorize = keras.layers.TextVectorization(output_sequence_length=6, name="vectorize")
+    vectorize.adapt(["this is not good", "this is not bad", "a good film", "a bad film"])
+    text = keras.Input((1,), dtype="string")
+    emb = keras.layers.Embedding(20, 4, name="embedding")(vectorize(text))
+    conv = keras.layers.Conv1D(3, 2, activation="tanh", name="conv")(emb)
+    out = keras.layers.Dense(2, name="logits")(keras.layers.GlobalMaxPooling1D(name="pool")(conv))
+    model = keras.Model(text, out)
+    model.save(tmp_path / "text.keras")
+    (tmp_path / "s.txt").write_text("this is not good\n\nthis is not bad\n")
+    args = ["report", str(tmp_path / "text.keras"), "--layer", "pool", "--inputs",
+            str(tmp_path / "s.txt"), "--out", str(tmp_path / "r"), "--json"]
+    assert cli.main(args) == 0
+    info = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert [ex["name"] for ex in info["examples"]] == ["this is not good", "this is not bad"]
+    expected = kc.conductance(model, np.array([["this is not good"], ["this is not bad"]], object),
+                              "pool", start_layer="embedding", n_steps=64, tolerance=0.02)
+    np.testing.assert_allclose([ex["layers"]["pool"]["sum"] for ex in info["examples"]],
+                               expected["pool"].sum(axis=1), rtol=1e-4, atol=1e-6)
+
+
+def _error(capsys, *args):
+    assert cli.main([str(a) for a in args]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("keras-conductance: error: ")]
+    # One error line, last, and no traceback (progress lines may precede it).
+    assert len(errors) == 1 and lines[-1] == errors[0], lines
+    assert not any("Traceback" in line for line in lines)
+    return errors[0]
+
+
+def test_bad_inputs_get_one_clear_line(saved, tmp_path, capsys):
+    folder, _, x = saved
+    model = folder / "model.keras"
+    assert "no such model file" in _error(capsys, "report", tmp_path / "nope.keras", "--layer", "conv1",
+                                          "--inputs", folder / "x.npy")
+    (tmp_path / "fake.keras").write_text("not a model")
+    assert "is not a readable Keras model" in _error(capsys, "report", tmp_path / "fake.keras",
+                                                      "--layer", "conv1", "--inputs", folder / "x.npy")
+    assert "is not a Keras model file" in _error(capsys, "report", folder / "x.npy", "--layer", "c",
+                                                  "--inputs", folder / "x.npy")
+    err = _error(capsys, "report", model, "--layer", "conv9", "--inputs", folder / "x.npy")
+    assert "No such layer: 'conv9'" in err and "'conv1', 'conv2', 'flatten'" in err
+    np.save(tmp_path / "bad.npy", x[:, :8])
+    assert "have shape (3, 8, 16, 3); the model expects (batch, 16, 16, 3)" in _error(
+        capsys, "report", model, "--layer", "conv1", "--inputs", tmp_path / "bad.npy")
+    assert "no such input file" in _error(capsys, "report", model, "--layer", "conv1",
+                                           "--inputs", tmp_path / "missing.npy")
+    (tmp_path / "x.csv").write_text("1,2")
+    assert "unknown input format .csv" in _error(capsys, "report", model, "--layer", "conv1",
+                                                  "--inputs", tmp_path / "x.csv")
+
+
+def test_unsafe_and_custom_models(tmp_path, capsys):
+    inp = keras.Input((3,))
+    out = keras.layers.Lambda(lambda t: t * 2.0, name="double")(keras.layers.Dense(2, name="d")(inp))
+    keras.Model(inp, out).save(tmp_path / "lambda.keras")
+    np.save(tmp_path / "x.npy", np.ones((2, 3), "float32"))
+    err = _error(capsys, "report", tmp_path / "lambda.keras", "--layer", "d", "--inputs", tmp_path / "x.npy")
+    assert "needs unsafe deserialization" in err and "--unsafe" in err
+    assert cli.main(["report", str(tmp_path / "lambda.keras"), "--layer", "d", "--inputs",
+                     str(tmp_path / "x.npy"), "--unsafe", "--out", str(tmp_path / "r"), "--json"]) == 0
+
+    @keras.saving.register_keras_serializable(package="kc_test_only")
+    class Scale(keras.layers.Layer):
+        def call(self, t):
+            return t * 3.0
+
+    inp = keras.Input((3,))
+    keras.Model(inp, Scale(name="scale")(keras.layers.Dense(2, name="d")(inp))).save(
+        tmp_path / "custom.keras")
+    keras.saving.get_custom_objects().pop("kc_test_only>Scale")
+    err = _error(capsys, "report", tmp_path / "custom.keras", "--layer", "d", "--inputs", tmp_path / "x.npy")
+    assert "needs custom objects" in err
