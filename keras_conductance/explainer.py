@@ -430,7 +430,17 @@ class Conductance:
         if not groups:
             return
         worst = self._relative_errors(sums, groups)
-        if worst.max() > CONVERGENCE_WARNING_THRESHOLD:
+        if worst.max() > 1e3:
+            diff = sums.path_scores[:, -1] - sums.path_scores[:, 0]
+            self._warn_once(
+                "no-change",
+                "The explained score barely changes along the path "
+                f"(|F(x) - F(x')| as small as {np.abs(diff).min():.3g}), so "
+                "completeness cannot be judged against it. Check the target "
+                "and the baseline: an untrained model's softmax output, or a "
+                "baseline equal to the input, gives F(x) ~ F(x').",
+            )
+        elif worst.max() > CONVERGENCE_WARNING_THRESHOLD:
             self._warn_once(
                 "convergence",
                 f"Completeness error |delta| reaches {100 * worst.max():.1f}% of "

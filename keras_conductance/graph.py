@@ -288,7 +288,8 @@ def _flatten(model):
     outputs = apply(
         functional, new_inputs[0] if len(new_inputs) == 1 else new_inputs, ""
     )
-    flat = keras.Model(new_inputs, outputs, name=f"{model.name}_flat")
+    flat = keras.Model(new_inputs[0] if len(new_inputs) == 1 else new_inputs, outputs,
+                       name=f"{model.name}_flat")
     # Plain inner names are accepted when they are unique across the nesting.
     for path in list(order):
         if "/" in path:

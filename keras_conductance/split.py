@@ -71,9 +71,8 @@ def split_model(model: keras.Model, layers: Union[str, Sequence[str]]) -> Split:
     graph.check_cut(names)
     source = graph.model
     one = len(tensors) == 1
-    head = keras.Model(
-        source.inputs, tensors[0] if one else tensors, name=f"{model.name}_head"
-    )
+    inputs = source.inputs[0] if len(source.inputs) == 1 else source.inputs
+    head = keras.Model(inputs, tensors[0] if one else tensors, name=f"{model.name}_head")
     tail = keras.Model(
         tensors[0] if one else tensors, source.outputs, name=f"{model.name}_tail"
     )

@@ -135,4 +135,5 @@ def strip_softmax(model: keras.Model) -> keras.Model:
             "softmax or sigmoid activation to remove: the model already "
             "outputs unsquashed scores."
         )
-    return keras.Model(source.inputs, logits, name=f"{model.name}_logits")
+    inputs = source.inputs[0] if len(source.inputs) == 1 else source.inputs
+    return keras.Model(inputs, logits, name=f"{model.name}_logits")
