@@ -6,6 +6,8 @@ the paper's comparison measures, for TensorFlow 2 / Keras 3 models.
 """
 
 from keras_conductance.attribution import Attribution, Measures
+from keras_conductance.callbacks import ConductanceCallback
+from keras_conductance.dataset_conductance import DatasetConductance, conductance_over_dataset
 from keras_conductance.explainer import Conductance
 from keras_conductance.functional import (
     activation,
@@ -24,6 +26,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Attribution",
     "Conductance",
+    "ConductanceCallback",
+    "DatasetConductance",
     "METHODS",
     "Measures",
     "Rule",
@@ -31,6 +35,7 @@ __all__ = [
     "activation",
     "clear_cache",
     "conductance",
+    "conductance_over_dataset",
     "gradient_x_activation",
     "internal_influence",
     "make_rule",

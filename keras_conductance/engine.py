@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from keras_conductance.quadrature import Rule
 
-__all__ = ["PathSums", "PathEngine", "resolve_jit"]
+__all__ = ["PathSums", "PathEngine", "chunked_rule", "resolve_jit"]
 
 TargetFn = Callable[[tf.Tensor], tf.Tensor]
 
@@ -76,6 +76,23 @@ def _select(outputs: tf.Tensor, target: tf.Tensor, target_fn: Optional[TargetFn]
     # A one-hot product selects each row's own class; it compiles under XLA
     # for any number of classes without a batched gather.
     return tf.reduce_sum(flat * tf.one_hot(target, tf.shape(flat)[1]), axis=1)
+
+
+def chunked_rule(rule: Rule, m: int):
+    """The rule's alphas, left and right weights as float32 ``(n_chunks, m)``.
+
+    The last chunk is padded by repeating alpha = 1 with zero weight: every
+    chunk has the same shape (one trace, one XLA compilation), padded
+    intervals have zero length, and the last carried point stays the input.
+    """
+    n_chunks = -(-rule.n_points // m)
+    pad = n_chunks * m - rule.n_points
+
+    def padded(values, fill):
+        full = np.concatenate([values, np.full(pad, fill)]).astype(np.float32)
+        return full.reshape(n_chunks, m)
+
+    return padded(rule.alphas, 1.0), padded(rule.left, 0.0), padded(rule.right, 0.0)
 
 
 class PathEngine:
@@ -255,13 +272,8 @@ class PathEngine:
         n = x.shape[0]
         group = min(n, batch_size)
         m = max(1, min(rule.n_points, batch_size // group))
-        n_chunks = -(-rule.n_points // m)
-        pad = n_chunks * m - rule.n_points
-        # Padding repeats alpha = 1 with zero weight: constant chunk shapes
-        # (no retracing) and the last carry stays the value at the input.
-        alphas = np.concatenate([rule.alphas, np.ones(pad)]).astype(np.float32)
-        left = np.concatenate([rule.left, np.zeros(pad)]).astype(np.float32)
-        right = np.concatenate([rule.right, np.zeros(pad)]).astype(np.float32)
+        alphas, left, right = chunked_rule(rule, m)
+        n_chunks = alphas.shape[0]
         step = self.step_function(x.shape[1:], x.dtype, target_fn, rule.derivative)
         shapes = self._layer_shapes(group, x.shape[1:])
 
@@ -278,12 +290,11 @@ class PathEngine:
             prev = tf.constant(0.0)
             scores = []
             for c in range(n_chunks):
-                sl = slice(c * m, (c + 1) * m)
                 acc_c, acc_i, carry_y, carry_g, sc = step(
-                    xg, bg, alphas[sl], left[sl], right[sl], prev, tg,
+                    xg, bg, alphas[c], left[c], right[c], prev, tg,
                     carry_y, carry_g, acc_c, acc_i,
                 )
-                prev = tf.constant(alphas[sl][-1])
+                prev = tf.constant(alphas[c, -1])
                 scores.append(sc)
                 if progress is not None:
                     progress(int(min(group, n - start) * m))

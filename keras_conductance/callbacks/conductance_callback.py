@@ -1,0 +1,509 @@
+"""``ConductanceCallback``: per-filter conductance of a probe set during training."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import math
+import os
+import signal
+import threading
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import keras
+import numpy as np
+import tensorflow as tf
+from numpy.typing import ArrayLike
+
+from keras_conductance.attribution import Attribution
+from keras_conductance.explainer import Conductance
+from keras_conductance.split import _as_names
+
+__all__ = ["ConductanceCallback"]
+
+TRIGGERS = ("epoch_end", "test_end")
+SUMMARY_STEPS = ("iterations", "epoch")
+HISTORY_FORMATS = (".csv", ".npz")
+CSV_HEADER = "epoch,iteration,layer,filter,conductance,abs_delta\n"
+# Heatmap cells are enlarged to make the image about this many pixels wide.
+IMAGE_PIXELS = 256
+TENSORBOARD_MISSING = (
+    "ConductanceCallback(log_dir=...) writes TensorBoard summaries, which need "
+    "the `tensorboard` package (TensorFlow no longer installs it). Install it "
+    "with `pip install keras-conductance[tensorboard]` (or `pip install "
+    "tensorboard`), or pass log_dir=None."
+)
+
+
+class ConductanceCallback(keras.callbacks.Callback):
+    """Logs per-filter conductance of a fixed probe set while a model trains.
+
+    At the end of evaluation (``model.evaluate`` and the validation run inside
+    ``fit``) and/or at the end of an epoch, every ``freq`` epochs, the
+    callback explains the probe set with one call of a ``Conductance``
+    explainer that it builds once and reuses (no retracing between epochs).
+    The weights do not change between an epoch's validation run and its
+    end, so each epoch is explained at most once.
+
+    Per record it keeps, for every layer, the mean over the probe set of
+    each filter's conductance ``(C,)`` and the mean completeness error
+    |sum of conductances - (F(x) - F(x'))|. It can write them to TensorBoard
+    (tags below), to a CSV or NPZ file, and adds two scalars per layer to the
+    epoch ``logs`` (so ``History`` and ``CSVLogger`` placed after it see them):
+    ``<name>_<layer>_max`` (largest filter mean) and
+    ``<name>_<layer>_abs_delta``; they are NaN in epochs skipped by ``freq``.
+
+    TensorBoard run ``<log_dir>/<name>``, with the default
+    ``name="conductance"``:
+
+    | tag                              | kind      | value                             |
+    |----------------------------------|-----------|-----------------------------------|
+    | `conductance/<layer>`            | histogram | the C per-filter means            |
+    | `conductance/<layer>/filter_<j>` | scalar    | filter j's mean, once in a top_k  |
+    | `conductance/<layer>/abs_delta`  | scalar    | mean completeness error           |
+    | `conductance/<layer>/heatmap`    | image     | filters x examples, red > 0       |
+
+    Args:
+        data: the probe set: an array ``(B, *input_shape)``, a tuple
+            ``(inputs, labels)``, or a batched ``tf.data.Dataset`` of inputs or
+            ``(inputs, labels)`` from which ``steps`` batches are taken once.
+        layers: a layer name or a list of names.
+        target: None (each example's top predicted class, re-chosen at every
+            record), ``"label"`` (the probe labels), an int, a ``(B,)`` int
+            array, or a callable ``outputs (N, ...) -> scores (N,)``.
+        baselines: None (zeros) or an array broadcastable to the inputs.
+        n_steps: steps of the integration rule.
+        method: ``"trapezoid"``, ``"left"``, ``"right"`` or
+            ``"gauss_legendre"``.
+        on: when to compute: ``"epoch_end"``, ``"test_end"``, or both
+            (default). ``"test_end"`` covers ``model.evaluate`` and the
+            validation inside ``fit``; ``"epoch_end"`` covers ``fit`` without
+            validation.
+        freq: compute during ``fit`` every ``freq`` epochs (epochs whose
+            1-based number is a multiple of ``freq``). ``evaluate`` always
+            computes.
+        steps: batches taken from a ``tf.data.Dataset`` probe set.
+        channel_axis: axis of the layer outputs holding the filters.
+        log_dir: TensorBoard log folder, or None for no TensorBoard output.
+        top_k: filters per layer to follow as scalars, per record.
+        write_images: write the heatmap image.
+        summary_step: TensorBoard step: ``"iterations"`` (the optimizer's
+            training step) or ``"epoch"`` (the epoch index; the last one seen
+            for ``evaluate`` outside ``fit``).
+        filename: also write the history to this ``.csv`` or ``.npz`` file.
+        append: keep rows already in ``filename`` (else the first write of
+            this callback starts the file afresh).
+        name: prefix of the ``logs`` keys and TensorBoard tags, and the
+            TensorBoard run folder; give each of several callbacks its own.
+        start_layer: start the path at this layer's output (text models).
+        batch_size: most rows (examples x path points) per compiled call.
+        jit_compile: True, False or ``"auto"``.
+        pre_softmax: explain the logits of a softmax/sigmoid model.
+
+    Attributes:
+        history: list of records, one per computation: dicts with ``epoch``
+            (-1 for ``evaluate`` outside ``fit``), ``iteration``,
+            ``conductance`` (layer -> ``(C,)``) and ``abs_delta``
+            (layer -> float).
+        last_attribution: the ``Attribution`` of the latest record.
+        explainer: the ``Conductance`` explainer (None before first use).
+
+    Example:
+        >>> cb = kc.ConductanceCallback(x_val[:32], ["conv1", "conv2"],
+        ...                             log_dir="logs", filename="cond.csv")
+        >>> model.fit(x, y, validation_data=(x_val, y_val), callbacks=[cb])
+        >>> cb.history_array("conv2").shape   # (records, C)
+    """
+
+    def __init__(
+        self,
+        data: Union[ArrayLike, Tuple[ArrayLike, ArrayLike], tf.data.Dataset],
+        layers: Union[str, Sequence[str]],
+        *,
+        target: Union[None, int, str, np.ndarray, Callable] = None,
+        baselines: Optional[ArrayLike] = None,
+        n_steps: int = 50,
+        method: str = "trapezoid",
+        on: Union[str, Sequence[str]] = TRIGGERS,
+        freq: int = 1,
+        steps: int = 1,
+        channel_axis: int = -1,
+        log_dir: Optional[str] = None,
+        top_k: int = 5,
+        write_images: bool = True,
+        summary_step: str = "iterations",
+        filename: Optional[str] = None,
+        append: bool = False,
+        name: str = "conductance",
+        start_layer: Optional[str] = None,
+        batch_size: Optional[int] = None,
+        jit_compile: Union[bool, str] = "auto",
+        pre_softmax: bool = False,
+    ):
+        super().__init__()
+        self.data = data
+        self.layers = _as_names(layers, "layers")
+        self.target = target
+        self.baselines = baselines
+        self.n_steps = n_steps
+        self.method = method
+        self.on = _check_on(on)
+        self.freq = _positive_int(freq, "freq")
+        self.steps = _positive_int(steps, "steps")
+        self.channel_axis = channel_axis
+        self.log_dir = None if log_dir is None else os.fspath(log_dir)
+        self.top_k = _positive_int(top_k, "top_k")
+        self.write_images = write_images
+        self.summary_step = _check_choice(summary_step, "summary_step", SUMMARY_STEPS)
+        self.filename = None if filename is None else _check_filename(filename)
+        self.append = append
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"`name` must be a non-empty string. Received: name={name!r}.")
+        self.name = name
+        self.start_layer = start_layer
+        self.batch_size = batch_size
+        self.jit_compile = jit_compile
+        self.pre_softmax = pre_softmax
+        if target is not None and isinstance(target, str) and target != "label":
+            raise ValueError(
+                f"No such target mode: target={target!r}. Valid: None, 'label', "
+                "an int, a per-example int array, or a callable."
+            )
+        self.history: List[dict] = []
+        self.last_attribution: Optional[Attribution] = None
+        self.explainer: Optional[Conductance] = None
+        # Created on first use:
+        self._probe = None
+        self._writer = None
+        self._file_started = False
+        self._npz_prior: Dict[str, np.ndarray] = {}  # rows kept with append=True
+        self._tracked: Dict[str, set] = {}
+        # Where we are in fit: None outside fit.
+        self._epoch: Optional[int] = None
+        self._last_epoch = -1
+        self._recorded_epoch: Optional[int] = None
+
+    # -- Keras hooks -----------------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        self._check_tensorboard()
+        self._epoch = None
+        self._recorded_epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_test_begin(self, logs=None):
+        self._check_tensorboard()
+
+    def on_test_end(self, logs=None):
+        if "test_end" not in self.on:
+            return
+        if self._epoch is None:  # model.evaluate outside fit
+            record = self._record(epoch=-1)
+            if logs is not None:
+                logs.update(self._log_values(record))
+            self._close_writer()
+        elif self._due(self._epoch) and self._recorded_epoch != self._epoch:
+            self._record(epoch=self._epoch)  # validation inside fit
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._last_epoch = epoch
+        record = None
+        if self._due(epoch):
+            if self._recorded_epoch == epoch:
+                record = self.history[-1]  # from this epoch's validation run
+            elif "epoch_end" in self.on:
+                record = self._record(epoch=epoch)
+        if logs is not None:
+            logs.update(self._log_values(record))
+        self._epoch = None
+
+    def on_train_end(self, logs=None):
+        self._epoch = None
+        self._close_writer()
+
+    # -- computing -------------------------------------------------------------
+
+    def _due(self, epoch: int) -> bool:
+        return (epoch + 1) % self.freq == 0
+
+    def _get_explainer(self) -> Conductance:
+        if self.explainer is None or self.explainer.model is not self.model:
+            self.explainer = Conductance(
+                self.model, self.layers, n_steps=self.n_steps, method=self.method,
+                start_layer=self.start_layer, batch_size=self.batch_size,
+                jit_compile=self.jit_compile, pre_softmax=self.pre_softmax, verbose=0,
+            )
+        return self.explainer
+
+    def _probe_set(self):
+        """``(inputs, labels or None)`` as numpy, read once."""
+        if self._probe is None:
+            self._probe = _read_probe(self.data, self.steps)
+        return self._probe
+
+    def _explained_target(self, labels):
+        if not (isinstance(self.target, str) and self.target == "label"):
+            return self.target
+        if labels is None:
+            raise ValueError(
+                "target='label' explains each probe example's label, but `data` "
+                "holds no labels. Pass `(inputs, labels)` or a dataset of pairs."
+            )
+        return labels
+
+    def _record(self, epoch: int) -> dict:
+        """Explains the probe set once and writes the record everywhere."""
+        inputs, labels = self._probe_set()
+        attr = self._get_explainer()(
+            inputs, target=self._explained_target(labels), baselines=self.baselines
+        )
+        per_filter = {n: attr.per_filter(n, self.channel_axis) for n in self.layers}  # (B, C)
+        record = {
+            "epoch": epoch,
+            "iteration": self._iteration(),
+            "conductance": {n: values.mean(axis=0) for n, values in per_filter.items()},
+            "abs_delta": {n: float(np.abs(attr.delta[n]).mean()) for n in self.layers},
+        }
+        self.history.append(record)
+        self.last_attribution = attr
+        if epoch >= 0:
+            self._recorded_epoch = epoch
+        with _interrupts_deferred():
+            self._write_file(record)
+            self._write_summaries(record, per_filter)
+        return record
+
+    def _iteration(self) -> int:
+        optimizer = getattr(self.model, "optimizer", None)
+        iterations = getattr(optimizer, "iterations", None)
+        return 0 if iterations is None else int(keras.ops.convert_to_numpy(iterations))
+
+    def _log_values(self, record: Optional[dict]) -> Dict[str, float]:
+        values = {}
+        for n in self.layers:
+            values[f"{self.name}_{n}_max"] = (
+                float(record["conductance"][n].max()) if record else math.nan
+            )
+            values[f"{self.name}_{n}_abs_delta"] = (
+                record["abs_delta"][n] if record else math.nan
+            )
+        return values
+
+    def history_array(self, layer: str) -> np.ndarray:
+        """``(records, C)`` per-filter mean conductance of ``layer`` over time."""
+        if layer not in self.layers:
+            raise KeyError(f"No such layer: {layer!r}. Valid layers: {self.layers}.")
+        return np.stack([r["conductance"][layer] for r in self.history]) if self.history \
+            else np.zeros((0, 0), np.float32)
+
+    # -- TensorBoard -------------------------------------------------------------
+
+    def _check_tensorboard(self):
+        # Checked when training starts rather than after the first epoch.
+        if self.log_dir is not None and importlib.util.find_spec("tensorboard") is None:
+            raise ImportError(TENSORBOARD_MISSING)
+
+    def _summary_step(self, record: dict) -> int:
+        if self.summary_step == "iterations":
+            return record["iteration"]
+        return record["epoch"] if record["epoch"] >= 0 else max(self._last_epoch, 0)
+
+    def _write_summaries(self, record: dict, per_filter: Dict[str, np.ndarray]):
+        if self.log_dir is None:
+            return
+        if self._writer is None:
+            self._check_tensorboard()
+            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, self.name))
+        step = self._summary_step(record)
+        with self._writer.as_default():
+            for n in self.layers:
+                means = record["conductance"][n]
+                tag = f"{self.name}/{n}"
+                tf.summary.histogram(tag, means, step=step)
+                tracked = self._tracked.setdefault(n, set())
+                tracked.update(int(j) for j in np.argsort(-means, kind="stable")[: self.top_k])
+                for j in sorted(tracked):
+                    tf.summary.scalar(f"{tag}/filter_{j}", means[j], step=step)
+                tf.summary.scalar(f"{tag}/abs_delta", record["abs_delta"][n], step=step)
+                if self.write_images:
+                    tf.summary.image(f"{tag}/heatmap", _heatmap(per_filter[n]), step=step)
+        # Flushed per record: an interrupted fit leaves complete event files.
+        self._writer.flush()
+
+    def _close_writer(self):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    # -- history file --------------------------------------------------------
+
+    def _write_file(self, record: dict):
+        if self.filename is None:
+            return
+        if self.filename.endswith(".csv"):
+            self._append_csv(record)
+        else:
+            self._rewrite_npz()
+        self._file_started = True
+
+    def _append_csv(self, record: dict):
+        fresh = not self._file_started and not self.append
+        exists = os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
+        lines = [] if exists and not fresh else [CSV_HEADER]
+        for n in self.layers:
+            delta = record["abs_delta"][n]
+            for j, value in enumerate(record["conductance"][n]):
+                lines.append(
+                    f"{record['epoch']},{record['iteration']},{_csv_field(n)},{j},"
+                    f"{value:.9g},{delta:.9g}\n"
+                )
+        # One write per record, then flush and fsync: earlier rows are never
+        # touched, and a crash leaves whole records.
+        with open(self.filename, "w" if fresh else "a", encoding="utf-8") as f:
+            f.write("".join(lines))
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _rewrite_npz(self):
+        if not self._file_started and self.append and os.path.exists(self.filename):
+            with np.load(self.filename) as existing:
+                self._npz_prior = {k: existing[k] for k in existing.files}
+        arrays = _npz_arrays(self.history, self.layers, self._npz_prior)
+        # Written beside the target and renamed over it: readers see the old
+        # file or the new one, never half of one.
+        tmp = f"{self.filename}.tmp.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, self.filename)
+
+
+# -- helpers ---------------------------------------------------------------------
+
+
+def _positive_int(value, argument: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"`{argument}` must be a positive int. Received: {argument}={value!r}.")
+    return int(value)
+
+
+def _check_choice(value, argument: str, valid: Sequence[str]) -> str:
+    if value not in valid:
+        raise ValueError(
+            f"No such {argument}: {argument}={value!r}. Valid values: {list(valid)}."
+        )
+    return value
+
+
+def _check_on(on) -> tuple:
+    names = (on,) if isinstance(on, str) else tuple(on)
+    if not names:
+        raise ValueError(f"`on` must name at least one of {list(TRIGGERS)}. Received: on={on!r}.")
+    for name in names:
+        _check_choice(name, "on", TRIGGERS)
+    return names
+
+
+def _check_filename(filename) -> str:
+    filename = os.fspath(filename)
+    if not filename.endswith(HISTORY_FORMATS):
+        raise ValueError(
+            f"`filename` must end in one of {list(HISTORY_FORMATS)} (the history "
+            f"format). Received: filename={filename!r}."
+        )
+    return filename
+
+
+def _csv_field(text: str) -> str:
+    return f'"{text}"' if any(c in text for c in ',"\n') else text
+
+
+def _read_probe(data, steps: int):
+    """Materializes the probe set once: ``(inputs, labels or None)``."""
+    if isinstance(data, tf.data.Dataset):
+        xs, ys = [], []
+        for element in data.take(steps):
+            x, y, _ = keras.utils.unpack_x_y_sample_weight(
+                tuple(element) if isinstance(element, (tuple, list)) else element
+            )
+            xs.append(np.asarray(x))
+            if y is not None:
+                ys.append(np.asarray(y))
+        if not xs:
+            raise ValueError("The probe `data` dataset is empty.")
+        return np.concatenate(xs), (_label_ids(np.concatenate(ys)) if ys else None)
+    if isinstance(data, (tuple, list)):
+        if len(data) != 2:
+            raise ValueError(
+                "A tuple probe `data` must be `(inputs, labels)`. Received a "
+                f"tuple of {len(data)} items."
+            )
+        return np.asarray(data[0]), _label_ids(np.asarray(data[1]))
+    return np.asarray(data), None
+
+
+def _label_ids(labels: np.ndarray) -> np.ndarray:
+    """``(B,)`` int ids from ids, ``(B, 1)`` ids or one-hot rows."""
+    if labels.ndim >= 2 and labels.shape[-1] > 1:
+        return labels.reshape(labels.shape[0], -1).argmax(axis=1).astype(np.int32)
+    return np.rint(labels.reshape(-1)).astype(np.int32)
+
+
+def _npz_arrays(history: List[dict], layers: List[str], prior: dict) -> dict:
+    def joined(key, new):
+        return np.concatenate([prior[key], new]) if key in prior else new
+
+    arrays = {
+        "epoch": joined("epoch", np.array([r["epoch"] for r in history], np.int64)),
+        "iteration": joined("iteration", np.array([r["iteration"] for r in history], np.int64)),
+        "layers": np.array(layers),
+    }
+    for n in layers:
+        arrays[f"conductance/{n}"] = joined(
+            f"conductance/{n}", np.stack([r["conductance"][n] for r in history])
+        )
+        arrays[f"abs_delta/{n}"] = joined(
+            f"abs_delta/{n}", np.array([r["abs_delta"][n] for r in history], np.float32)
+        )
+    return arrays
+
+
+def _heatmap(per_filter: np.ndarray) -> np.ndarray:
+    """``(B, C)`` scores -> ``(1, H, W, 3)`` uint8 image, filters x examples.
+
+    Row ``c`` is filter ``c``, column ``b`` is probe example ``b``. Colours
+    are scaled by the largest |score|: white is 0, red positive, blue
+    negative. Cells are enlarged to about ``IMAGE_PIXELS`` wide.
+    """
+    values = np.asarray(per_filter, np.float32).T  # (C, B)
+    scale = float(np.abs(values).max()) or 1.0
+    v = np.clip(values / scale, -1.0, 1.0)
+    fade = (255 * (1 - np.abs(v))).astype(np.uint8)
+    full = np.full_like(fade, 255)
+    red = np.where(v >= 0, full, fade)
+    blue = np.where(v >= 0, fade, full)
+    image = np.stack([red, fade, blue], axis=-1)
+    cell = max(1, IMAGE_PIXELS // max(values.shape))
+    image = np.repeat(np.repeat(image, cell, axis=0), cell, axis=1)
+    return image[None]
+
+
+@contextlib.contextmanager
+def _interrupts_deferred():
+    """Delays Ctrl-C (SIGINT) until the block is done, so that a record is
+    written whole. Only the main thread receives signals; elsewhere this
+    does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            if callable(previous):  # usually signal.default_int_handler
+                previous(signal.SIGINT, received[-1])
+            elif previous != signal.SIG_IGN:
+                raise KeyboardInterrupt
