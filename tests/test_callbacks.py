@@ -283,3 +283,13 @@ def test_heatmap_colours():
     np.testing.assert_array_equal(corners[1, 0], [127, 127, 255])    # -0.5: light blue
     np.testing.assert_array_equal(corners[0, 1], [255, 255, 255])    # 0: white
     np.testing.assert_array_equal(corners[1, 1], [255, 191, 191])    # 0.25: pale red
+
+
+def test_history_file_folder_is_created(model, data, tmp_path):
+    x, y = data
+    path = tmp_path / "new" / "folder" / "history.csv"
+    callback = ConductanceCallback(x[:PROBE], "conv2", n_steps=N_STEPS, filename=str(path))
+    model.evaluate(x, y, callbacks=[callback], verbose=0)
+    table = pd.read_csv(path)
+    expected = kc.conductance(model, x[:PROBE], "conv2", n_steps=N_STEPS).per_filter("conv2")
+    np.testing.assert_allclose(table.conductance, expected.mean(axis=0), rtol=1e-5, atol=1e-7)

@@ -342,6 +342,9 @@ class ConductanceCallback(keras.callbacks.Callback):
     def _write_file(self, record: dict):
         if self.filename is None:
             return
+        folder = os.path.dirname(self.filename)
+        if folder and not self._file_started:
+            os.makedirs(folder, exist_ok=True)  # as TensorBoard does for log_dir
         if self.filename.endswith(".csv"):
             self._append_csv(record)
         else:
