@@ -10,7 +10,7 @@ NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parents[1] / "notebooks").g
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs(path, shared_data, monkeypatch):
+def test_notebook_runs(path, shared_data, monkeypatch, tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("KC_SHARED_DATA", str(shared_data))
@@ -18,7 +18,8 @@ def test_notebook_runs(path, shared_data, monkeypatch):
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
     notebook = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(notebook, timeout=900, kernel_name="python3",
-                                     resources={"metadata": {"path": str(path.parent)}})
+                                     # Run where its files (logs, models) may go.
+                                     resources={"metadata": {"path": str(tmp_path)}})
     client.execute()  # raises CellExecutionError on any failing cell
     # Outputs are never committed: the file on disk has none.
     on_disk = nbformat.read(path, as_version=4)
