@@ -25,7 +25,7 @@ import tensorflow as tf
 from numpy.typing import ArrayLike
 
 from keras_conductance import quadrature
-from keras_conductance.engine import chunked_rule
+from keras_conductance.engine import chunked_rule, points_per_chunk
 from keras_conductance.explainer import CONVERGENCE_WARNING_THRESHOLD, Conductance
 from keras_conductance.functional import _explainer
 from keras_conductance.targets import resolve_target
@@ -431,7 +431,7 @@ class _Progress:
 
 def _rows_per_example(batch_size: int, per_replica_batch: int, n_points: int) -> int:
     """Path points per chunk so that a call holds about ``batch_size`` rows."""
-    return max(1, min(n_points, batch_size // max(per_replica_batch, 1)))
+    return points_per_chunk(n_points, batch_size // max(per_replica_batch, 1))
 
 
 def _first_batch(dataset: tf.data.Dataset):

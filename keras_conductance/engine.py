@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from keras_conductance.quadrature import Rule
 
-__all__ = ["PathSums", "PathEngine", "chunked_rule", "resolve_jit"]
+__all__ = ["PathSums", "PathEngine", "chunked_rule", "points_per_chunk", "resolve_jit"]
 
 TargetFn = Callable[[tf.Tensor], tf.Tensor]
 
@@ -76,6 +76,17 @@ def _select(outputs: tf.Tensor, target: tf.Tensor, target_fn: Optional[TargetFn]
     # A one-hot product selects each row's own class; it compiles under XLA
     # for any number of classes without a batched gather.
     return tf.reduce_sum(flat * tf.one_hot(target, tf.shape(flat)[1]), axis=1)
+
+
+def points_per_chunk(n_points: int, most: int) -> int:
+    """Points per chunk: as few chunks as ``most`` allows, split evenly.
+
+    51 points with room for 64 rows of 4 examples (16 points) make 4 chunks
+    of 13 points (52 computed), not 4 of 16 (64 computed): padding is at most
+    one point per chunk.
+    """
+    n_chunks = -(-n_points // max(1, min(most, n_points)))
+    return -(-n_points // n_chunks)
 
 
 def chunked_rule(rule: Rule, m: int):
@@ -271,7 +282,7 @@ class PathEngine:
         """
         n = x.shape[0]
         group = min(n, batch_size)
-        m = max(1, min(rule.n_points, batch_size // group))
+        m = points_per_chunk(rule.n_points, max(1, batch_size // group))
         alphas, left, right = chunked_rule(rule, m)
         n_chunks = alphas.shape[0]
         step = self.step_function(x.shape[1:], x.dtype, target_fn, rule.derivative)

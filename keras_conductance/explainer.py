@@ -415,7 +415,9 @@ class Conductance:
     def _warn(self, sums: PathSums, method, n_steps, tolerance):
         if self._squash is not None:
             f1 = sums.path_scores[:, -1]
-            if np.any((f1 > 0.99) | (f1 < 0.01)):
+            # Saturated means near 1; a small probability (a near-uniform
+            # softmax over many classes) is not saturated.
+            if np.any(f1 > 0.99):
                 self._warn_once(
                     "saturated",
                     f"The explained score is a {self._squash} output and is "

@@ -73,3 +73,14 @@ def test_multi_layer_pass_equals_single_layer_passes(setup):
         alone = kc.Conductance(model, layer, n_steps=20).explain(x, target=2, baselines=xb)
         np.testing.assert_allclose(alone.conductance[layer], together.conductance[layer],
                                    rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_points,most,expected", [(51, 32, 26), (51, 16, 13), (51, 64, 51),
+                                                    (51, 1, 1), (3, 100, 3), (52, 13, 13)])
+def test_points_per_chunk_pads_at_most_one_point_per_chunk(n_points, most, expected):
+    from keras_conductance.engine import points_per_chunk
+
+    m = points_per_chunk(n_points, most)
+    assert m == expected and m <= max(most, 1)
+    n_chunks = -(-n_points // m)
+    assert n_chunks * m - n_points < n_chunks
