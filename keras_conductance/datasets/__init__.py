@@ -1,0 +1,20 @@
+"""Loaders for the real data the studies use (SST sentences, ImageNet photos)."""
+
+from keras_conductance.datasets.imagenet import (
+    ImageSamples,
+    imagenet_class_index,
+    load_imagenet_samples,
+)
+from keras_conductance.datasets.paths import default_data_dir
+from keras_conductance.datasets.sst import Sentences, Vocabulary, load_sst, tokenize
+
+__all__ = [
+    "ImageSamples",
+    "Sentences",
+    "Vocabulary",
+    "default_data_dir",
+    "imagenet_class_index",
+    "load_imagenet_samples",
+    "load_sst",
+    "tokenize",
+]

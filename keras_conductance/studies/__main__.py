@@ -1,0 +1,34 @@
+"""``python -m keras_conductance.studies {all,sentiment,imagenet} --out results/``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m keras_conductance.studies",
+        description="Reproduce the studies of 'How Important Is a Neuron?' on the staged "
+                    "SST sentences and ImageNet photos; writes figures, results.md and "
+                    "results.json.")
+    parser.add_argument("which", choices=["all", "sentiment", "imagenet"])
+    parser.add_argument("--out", default="results", help="output folder (default: results)")
+    parser.add_argument("--data", default=None,
+                        help="the staged data folder holding sst/ and imagenet/ "
+                             "(default: $KERAS_CONDUCTANCE_DATA or ../shared/data)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny settings (a smoke test in about a minute)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from keras_conductance.studies.run import FULL, QUICK, run_all
+
+    which = ("sentiment", "imagenet") if args.which == "all" else (args.which,)
+    run_all(args.out, data_dir=args.data, settings=QUICK if args.quick else FULL, which=which,
+            say=lambda *a, **k: print(*a, **k, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""The paper's sentiment CNN (Section 6, after Kim 2014), trained on SST.
+
+Tokens -> 50-d embedding -> convolutions of widths 3, 4, 5, 6 with 64 maps
+each (ReLU) -> 1-max pooling, concatenated to 256 (layer ``"pooled"``) ->
+dense 10 (ReLU) -> one logit (positive sentiment when > 0). The padding
+token's embedding is held at zero, so the zero-embedding baseline is the
+empty (all-padding) sentence. Trained weights and vocabulary are cached in a
+folder and retrained from the staged data when absent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+
+from keras_conductance.datasets import Sentences, Vocabulary, load_sst
+
+__all__ = ["SentimentCNN", "build_sentiment_cnn", "load_or_train_sentiment_cnn",
+           "POOLED", "EMBEDDING", "WIDTHS", "MAPS", "LENGTH"]
+
+WIDTHS = (3, 4, 5, 6)
+MAPS = 64
+LENGTH = 56  # the longest SST-2 test sentence
+POOLED = "pooled"
+EMBEDDING = "embedding"
+_WEIGHTS, _VOCAB, _META = "sentiment_cnn.weights.h5", "vocab.json", "meta.json"
+
+
+@dataclasses.dataclass
+class SentimentCNN:
+    """A trained sentiment CNN with its vocabulary.
+
+    Attributes:
+        model: tokens ``(B, LENGTH)`` int32 -> logit ``(B, 1)``.
+        vocab: the ``Vocabulary`` it was trained with.
+        meta: training settings and accuracies (dev, test).
+    """
+
+    model: object
+    vocab: Vocabulary
+    meta: dict
+
+    def encode(self, sentences: Sequence[Sequence[str]]) -> np.ndarray:
+        return self.vocab.encode(sentences, LENGTH)
+
+    def filter_window(self, filter_index: int):
+        """(conv layer name, width, channel) of a ``pooled`` filter index."""
+        width = WIDTHS[filter_index // MAPS]
+        return f"conv{width}", width, filter_index % MAPS
+
+
+def _zero_padding_row():
+    import keras
+
+    class ZeroPaddingRow(keras.constraints.Constraint):
+        """Keeps row 0 (the padding token) of an embedding at zero."""
+
+        def __call__(self, w):
+            mask = keras.ops.concatenate(
+                [keras.ops.zeros((1, 1)), keras.ops.ones((w.shape[0] - 1, 1))], axis=0)
+            return w * keras.ops.cast(mask, w.dtype)
+
+    return ZeroPaddingRow()
+
+
+def build_sentiment_cnn(vocab_size: int, *, length: int = LENGTH, widths=WIDTHS, maps: int = MAPS,
+                        embed_dim: int = 50, hidden: int = 10, dropout: float = 0.5):
+    """The untrained network (a Functional ``keras.Model``)."""
+    import keras
+
+    tokens = keras.Input((length,), dtype="int32", name="tokens")
+    emb = keras.layers.Embedding(vocab_size, embed_dim, name=EMBEDDING,
+                                 embeddings_constraint=_zero_padding_row())(tokens)
+    pooled = []
+    for w in widths:
+        conv = keras.layers.Conv1D(maps, w, activation="relu", name=f"conv{w}")(emb)
+        pooled.append(keras.layers.GlobalMaxPooling1D(name=f"pool{w}")(conv))
+    cat = keras.layers.Concatenate(name=POOLED)(pooled)
+    drop = keras.layers.Dropout(dropout, name="dropout")(cat)
+    dense = keras.layers.Dense(hidden, activation="relu", name="dense")(drop)
+    logit = keras.layers.Dense(1, name="logit")(dense)
+    return keras.Model(tokens, logit, name="sentiment_cnn")
+
+
+def _accuracy(model, x, y) -> float:
+    logits = np.asarray(model.predict(x, batch_size=512, verbose=0))[:, 0]
+    return float(np.mean((logits > 0) == (y == 1)))
+
+
+def train_sentiment_cnn(train: Sentences, dev: Sentences, *, epochs: int = 8, seed: int = 0,
+                        say: Callable = print):
+    """Trains on ``train``; keeps the epoch with the best dev accuracy.
+
+    Returns:
+        ``(model, vocab, meta)``.
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    vocab = Vocabulary.build(train.tokens)
+    x, y = vocab.encode(train.tokens, LENGTH), train.labels.astype("float32")
+    xd, yd = vocab.encode(dev.tokens, LENGTH), dev.labels
+    model = build_sentiment_cnn(len(vocab))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    best, best_weights, history = -1.0, None, []
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        loss = model.fit(x, y, batch_size=50, epochs=1, shuffle=True, verbose=0).history["loss"][-1]
+        acc = _accuracy(model, xd, yd)
+        history.append({"epoch": epoch + 1, "loss": float(loss), "dev_accuracy": acc})
+        say(f"      epoch {epoch + 1}/{epochs}: loss {loss:.3f}, dev accuracy {acc:.3f} "
+            f"({time.perf_counter() - start:.0f} s)")
+        if acc > best:
+            best, best_weights = acc, model.get_weights()
+    model.set_weights(best_weights)
+    meta = {"epochs": epochs, "seed": seed, "dev_accuracy": best, "history": history,
+            "vocab_size": len(vocab), "length": LENGTH}
+    return model, vocab, meta
+
+
+def load_or_train_sentiment_cnn(cache_dir, *, data_dir=None, epochs: int = 8, seed: int = 0,
+                                retrain: bool = False, say: Callable = print) -> SentimentCNN:
+    """Loads the cached model from ``cache_dir`` or trains and caches it.
+
+    Args:
+        cache_dir: folder for ``sentiment_cnn.weights.h5``, ``vocab.json``
+            and ``meta.json`` (e.g. ``results/sentiment_cnn``; not for git).
+        data_dir: the staged data folder (SST files).
+        epochs, seed: training settings (a change retrains).
+        retrain: train even when a cached model exists.
+        say: progress printer.
+
+    Returns:
+        ``SentimentCNN`` with ``meta["test_accuracy"]`` on the SST-2 test split.
+    """
+    cache = pathlib.Path(cache_dir)
+    files = [cache / _WEIGHTS, cache / _VOCAB, cache / _META]
+    if not retrain and all(f.exists() for f in files):
+        meta = json.loads(files[2].read_text())
+        if meta.get("epochs") == epochs and meta.get("seed") == seed:
+            vocab = Vocabulary.from_json(files[1].read_text())
+            model = build_sentiment_cnn(len(vocab))
+            model.load_weights(str(files[0]))
+            say(f"      loaded the cached sentiment CNN from {cache} "
+                f"(test accuracy {meta['test_accuracy']:.3f})")
+            return SentimentCNN(model, vocab, meta)
+    train, dev, test = (load_sst(s, data_dir=data_dir) for s in ("train", "dev", "test"))
+    say(f"      training on {len(train)} SST-2 sentences, {epochs} epochs, 2 CPU cores ...")
+    start = time.perf_counter()
+    model, vocab, meta = train_sentiment_cnn(train, dev, epochs=epochs, seed=seed, say=say)
+    meta["train_seconds"] = round(time.perf_counter() - start, 1)
+    meta["test_accuracy"] = _accuracy(model, vocab.encode(test.tokens, LENGTH), test.labels)
+    meta["test_size"] = len(test)
+    cache.mkdir(parents=True, exist_ok=True)
+    model.save_weights(str(files[0]))
+    files[1].write_text(vocab.to_json())
+    files[2].write_text(json.dumps(meta, indent=1))
+    say(f"      test accuracy {meta['test_accuracy']:.3f} on {len(test)} sentences; "
+        f"saved to {cache}")
+    return SentimentCNN(model, vocab, meta)

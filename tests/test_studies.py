@@ -1,0 +1,255 @@
+"""The paper's studies on tiny models with known answers, the data loaders,
+and the whole studies command on the staged data at quick settings."""
+
+import sys
+import types
+
+import keras
+import numpy as np
+import pytest
+
+import keras_conductance as kc
+from keras_conductance.datasets import Vocabulary, load_imagenet_samples, load_sst, tokenize
+from keras_conductance.studies import (ablation_agreement, division_of_labour,
+                                       feature_selection, filters_to_flip, negation_study,
+                                       pixel_maps, predicted_sign, select_filters,
+                                       stratified_splits)
+from keras_conductance.studies.common import pearson_rows
+from keras_conductance.studies.sentiment_cnn import build_sentiment_cnn
+from models import set_dense, small_convnet, text_cnn
+
+
+def linear_tail_model(seed=0):
+    """x (4,) -> Dense(8, relu) "h" -> Dense(3) logits: the tail is linear."""
+    rng = np.random.default_rng(seed)
+    inp = keras.Input((4,))
+    h = keras.layers.Dense(8, activation="relu", name="h")(inp)
+    out = keras.layers.Dense(3, name="out")(h)
+    model = keras.Model(inp, out)
+    set_dense(model, "h", rng.normal(size=(4, 8)), rng.normal(1.0, 0.3, size=8))
+    set_dense(model, "out", rng.normal(size=(8, 3)), [0.0, 0.1, -0.1])
+    return model
+
+
+def test_pearson_rows_matches_numpy_and_flags_constant_rows(rng):
+    a, b = rng.normal(size=(4, 7)), rng.normal(size=(4, 7))
+    b[3] = 1.0
+    r = pearson_rows(a, b)
+    for i in range(3):
+        assert r[i] == pytest.approx(np.corrcoef(a[i], b[i])[0, 1], rel=1e-12)
+    assert np.isnan(r[3])
+
+
+def test_agreement_is_exact_where_the_tail_is_linear(rng):
+    # With a linear tail, removing a unit's change y(x) - y(x') (baseline
+    # ablation) is exactly its conductance, and removing y(x) (zero
+    # ablation) is exactly its gradient x activation: both correlations 1.
+    model = linear_tail_model()
+    x = rng.normal(scale=0.5, size=(6, 4)).astype("float32")
+    xb = rng.normal(scale=0.3, size=(1, 4)).astype("float32")
+    ms = kc.measures(model, x, "h", baselines=xb, n_steps=64, tolerance=1e-4)
+    for k in (None, 5):
+        result = ablation_agreement(model, x, "h", ms, k=k, baselines=xb)
+        np.testing.assert_allclose(result.correlations["baseline"]["conductance"], 1.0, atol=1e-4)
+        np.testing.assert_allclose(result.correlations["zero"]["gradient_x_activation"], 1.0,
+                                   atol=1e-5)
+        np.testing.assert_allclose(result.ablation["baseline"], result.scores["conductance"],
+                                   rtol=1e-3, atol=1e-4)
+        assert result.filters.shape == (6, 8 if k is None else 5)
+    summary = result.summary()
+    assert summary["baseline"]["conductance"]["mean"] == pytest.approx(1.0, abs=1e-4)
+    assert summary["zero"]["activation"]["n"] == 6
+
+
+def test_agreement_orients_one_logit_models(rng):
+    inp = keras.Input((3,))
+    h = keras.layers.Dense(5, activation="relu", name="h")(inp)
+    model = keras.Model(inp, keras.layers.Dense(1, name="logit")(h))
+    x = rng.normal(size=(8, 3)).astype("float32")
+    ms = kc.measures(model, x, "h", n_steps=64)
+    sign = predicted_sign(ms)
+    np.testing.assert_array_equal(sign, np.where(np.asarray(model(x))[:, 0] > 0, 1, -1))
+    result = ablation_agreement(model, x, "h", ms, k=None, sign=sign)
+    # Oriented to the predicted label, conductance sums to |F(x) - F(x')|
+    # whenever the score moves away from the baseline in its own direction,
+    # and the top filter by conductance is the first in ``filters``.
+    oriented = ms.conductance.per_filter("h") * sign[:, None]
+    np.testing.assert_array_equal(result.filters[:, 0], oriented.argmax(axis=1))
+    from keras_conductance.ablation import ablation_scores
+
+    raw = ablation_scores(model, x, "h", target=0, filters=result.filters)
+    np.testing.assert_allclose(result.ablation["zero"], raw * sign[:, None], rtol=1e-6)
+
+
+def flip_model():
+    inp = keras.Input((3,))
+    h = keras.layers.Dense(4, activation="relu", name="relu")(inp)
+    model = keras.Model(inp, keras.layers.Dense(2, name="out")(h))
+    set_dense(model, "relu", np.ones((3, 4)), [-10, 1, 1, 1])
+    set_dense(model, "out", np.stack([np.ones(4), np.zeros(4)], 1), [0.0, 150.0])
+    return model
+
+
+def test_filters_to_flip_hand_computed():
+    # Class 0 scores sum(relu(h)) = 90 + 101 + 101 + 101 at x = (0, 100, 0),
+    # class 1 the constant 150. Conductance order is 1, 2, 3 (100 each,
+    # ties kept in index order), then 0 (90): 393 -> 292 -> 191 -> 90 flips
+    # at the third filter. Ablating the top-2 by internal influence (units
+    # 1-3 have influence 1, unit 0 0.9) leaves 191 > 150: no flip.
+    model = flip_model()
+    x = np.array([[0.0, 100.0, 0.0]] * 2, np.float32)
+    ms = kc.measures(model, x, "relu", target=0, n_steps=45)
+    result = filters_to_flip(model, x, "relu", ms, max_filters=4, k_influence=2,
+                             values=("zero",))
+    summary = result.summary()["zero"]
+    random = summary.pop("random_k_flipped")
+    assert summary == {"examples": 2, "flipped": 2, "mean": 3.0, "median": 3.0, "max": 3,
+                       "more_than_10": 0, "limit": 4, "influence_top_k_flipped": 0}
+    # Any 2 of the 4 units leave at least 90 + 101 = 191 > 150: no flip.
+    assert random == 0
+
+
+def test_select_filters_and_feature_selection(rng):
+    labels = np.repeat([0, 1, 2], 20)
+    importance = rng.normal(scale=0.1, size=(60, 6))
+    importance[labels == 0, 4] += 3.0  # filter 4 matters for label 0
+    importance[labels == 2, 1] += 2.0  # filter 1 for label 2
+    np.testing.assert_array_equal(select_filters(importance, labels, 2), [4, 1])
+    # Features: only filters 1 and 4 separate the labels.
+    features = rng.normal(size=(60, 6))
+    features[:, 4] += 4.0 * (labels == 0)
+    features[:, 1] += 4.0 * (labels == 2) - 4.0 * (labels == 1)
+    splits = stratified_splits(labels, folds=4, seed=0)
+    assert all(np.bincount(labels[test]).tolist() == [5, 5, 5] for _, test in splits)
+    result = feature_selection({"good": importance, "bad": -importance}, features, labels,
+                               splits, ks=(2,), random_draws=5)
+    assert result.accuracy["good"][2] >= 0.95
+    assert result.accuracy["bad"][2] <= 0.6
+    assert result.chance == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="at least 2 labels"):
+        feature_selection({"good": importance}, features, labels,
+                          [(np.arange(20), np.arange(20, 60))], ks=(2,))
+
+
+def test_division_of_labour_hand_computed(tmp_path):
+    c = np.array([[0.5, -0.2, 0.005, 0.3],
+                  [0.1, -0.3, -0.002, -0.4],
+                  [0.2, 0.004, 0.001, 0.6]])
+    result = division_of_labour(c, threshold=0.01)
+    np.testing.assert_array_equal(result.signs, [[1, -1, 0, 1], [1, -1, 0, -1], [1, 0, 0, 1]])
+    s = result.summary(dominance=0.6)
+    # Filters 0, 1 single-signed; 2 silent; 3 has 2 of 3 positive.
+    assert s["single_signed"] == 0.5 and s["silent"] == 0.25 and s["dominated"] == 0.75
+    result.plot(tmp_path / "labour.png")
+    assert (tmp_path / "labour.png").stat().st_size > 1000
+
+
+def test_negation_study_on_a_text_cnn(tmp_path):
+    model = text_cnn(vocab=50, length=12, maps=8)
+    words = [f"w{i}" for i in range(50)]
+    index = {w: i for i, w in enumerate(words)}
+    encode = lambda sents: np.array([[index[t] for t in s] + [0] * (12 - len(s)) for s in sents],
+                                    np.int32)
+    rng = np.random.default_rng(1)
+    corpus = [[words[i] for i in rng.integers(1, 50, size=rng.integers(6, 12))] for _ in range(30)]
+    raw = kc.conductance(model, encode(corpus), "concat", start_layer="embedding", target=1,
+                         n_steps=16).per_filter("concat")
+    phrase, pattern = ["w3", "w7", "w9", "w11"], ["w9", "w11"]
+    window_of = lambda f: (f"conv{(3, 4, 5, 6)[f // 8]}", (3, 4, 5, 6)[f // 8], f % 8)
+    result = negation_study(
+        keras.Model(model.inputs, model.outputs[0][:, 1:]), encode, phrase, pattern, corpus,
+        raw, layer="concat", start_layer="embedding", window_of=window_of, direction=1,
+        min_share=0.3, min_negator_share=0.0, min_conductance=0.0, n_examples=4, n_steps=16)
+    assert result.direction == 1 and result.filters
+    for f in result.filters:
+        assert f.pattern_share >= 0.3 and f.conductance > 0
+        assert f.tokens.shape == (4,)
+    scores = [e.conductance for e in result.examples]
+    assert scores == sorted(scores, reverse=True) and len(scores) == 4
+    for e in result.examples:
+        width = window_of(e.filter)[1]
+        assert 0 < e.window[1] - e.window[0] <= width
+        assert e.conductance == pytest.approx(raw[[" ".join(c) for c in corpus].index(
+            " ".join(e.tokens)), e.filter], rel=1e-5)
+    assert "<b><u>" in result.html() and "[" in result.terminal(color=False)
+    result.plot(tmp_path / "negation.png")
+
+
+def test_pixel_maps_sum_to_filter_conductance(rng, tmp_path):
+    model = small_convnet(activation="tanh", input_shape=(8, 8, 3))
+    x = rng.normal(size=(2, 8, 8, 3)).astype("float32")
+    attr = kc.conductance(model, x, "conv2", target=0, n_steps=50)
+    per_filter = attr.per_filter("conv2")
+    top = np.argsort(-per_filter, axis=1)[:, :2]
+    maps = pixel_maps(model, x, "conv2", top, np.take_along_axis(per_filter, top, 1), target=0,
+                      n_steps=50)
+    assert maps.maps.shape == (2, 2, 8, 8)
+    scale = np.abs(per_filter).max()
+    assert np.abs(maps.maps.sum(axis=(2, 3)) - maps.conductance).max() <= 1e-3 * scale
+    maps.plot(tmp_path / "pixels.png")
+
+
+def test_vocabulary_and_tokenize():
+    vocab = Vocabulary.build([["a", "b", "a"], ["c", "a"]])
+    assert vocab.words == ["<pad>", "<unk>", "a", "b", "c"]
+    ids = vocab.encode([["a", "zzz", "c"]], length=5)
+    np.testing.assert_array_equal(ids, [[2, 1, 4, 0, 0]])
+    assert vocab.decode(ids[0]) == ["a", "<unk>", "c"]
+    assert Vocabulary.from_json(vocab.to_json()).words == vocab.words
+    assert tokenize("It isn't bad, really!") == ["it", "is", "n't", "bad", ",", "really", "!"]
+
+
+def test_sentiment_cnn_keeps_the_padding_embedding_at_zero():
+    model = build_sentiment_cnn(30, length=10, maps=4)
+    assert model.get_layer("pooled").output.shape == (None, 16)
+    model.compile("adam", keras.losses.BinaryCrossentropy(from_logits=True))
+    x = np.random.default_rng(0).integers(0, 30, size=(16, 10)).astype("int32")
+    model.fit(x, np.ones(16), epochs=1, verbose=0)
+    np.testing.assert_array_equal(model.get_layer("embedding").get_weights()[0][0], 0.0)
+
+
+def test_tfds_source_tokenizes_glue_sst2(monkeypatch):
+    calls = []
+
+    def load(name, split):
+        calls.append((name, split))
+        return [{"sentence": b"It's not bad .", "label": 1}, {"sentence": "dull", "label": 0}]
+
+    fake = types.SimpleNamespace(load=load, as_numpy=lambda ds: ds)
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", fake)
+    data = load_sst("dev", source="tfds")
+    assert calls == [("glue/sst2", "validation")]
+    assert data.tokens == [["it", "'s", "not", "bad", "."], ["dull"]]
+    np.testing.assert_array_equal(data.labels, [1, 0])
+    with pytest.raises(ValueError, match=r"Unknown SST split: split='test'. Valid splits: \['train', 'dev'\]"):
+        load_sst("test", source="tfds")
+
+
+@pytest.mark.data
+def test_staged_loaders(shared_data):
+    train, dev, test = (load_sst(s, data_dir=shared_data) for s in ("train", "dev", "test"))
+    assert (len(train), len(dev), len(test)) == (6920, 872, 1821)
+    assert (train.labels.sum(), dev.labels.sum(), test.labels.sum()) == (3610, 444, 909)
+    photos = load_imagenet_samples(size=64, data_dir=shared_data)
+    assert photos.images.shape == (100, 64, 64, 3) and photos.pixels.dtype == np.uint8
+    np.testing.assert_array_equal(photos.labels, np.arange(0, 1000, 10))
+    assert photos.names[0] == "tench" and -1.0 <= photos.images.min() < photos.images.max() <= 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_studies_command_quick(shared_data, tmp_path, capsys):
+    from keras_conductance.studies.__main__ import main
+
+    assert main(["all", "--quick", "--out", str(tmp_path), "--data", str(shared_data)]) == 0
+    printed = capsys.readouterr().out
+    assert "[sentiment 6/6]" in printed and "[imagenet 6/6] done" in printed
+    report = (tmp_path / "results.md").read_text()
+    for heading in ("Ablation agreement (Section 6.1)", "Division of labour", "Negation",
+                    "Filters to flip the top class", "Feature selection: animal",
+                    "Pixel-level view", "Diagnostics on", "Additivity"):
+        assert heading in report
+    figures = {p.name for p in (tmp_path / "figures").iterdir()}
+    assert {"sst_division_of_labour.png", "imagenet_pixels.png", "imagenet_pixel_maps.png",
+            "sst_flips.png"} <= figures
+    assert "Filters conducting towards" in (tmp_path / "negation.html").read_text()
