@@ -37,6 +37,70 @@ def _start_layer(model, requested: Optional[str], kind: str) -> Optional[str]:
     return embeddings[0]
 
 
+MAPS_SHOWN = 6  # examples with Eq. 2 maps in a report (the cost is per example)
+
+
+def _checks(model, inputs, measures, images, names, start, args):
+    """Ablation of each example's top-3 filters and their Eq. 2 maps."""
+    import numpy as np
+
+    import keras_conductance as kc
+
+    cond = measures.conductance
+    layer = cond.layers[-1]
+    top = cond.top_filters(layer, min(3, cond.per_filter(layer).shape[1]))
+    target = None if np.any(cond.target < 0) else cond.target
+    ablation = None
+    if cond.is_cut[layer]:
+        drops = kc.ablation_scores(model, inputs, layer, target=target, filters=top,
+                                   start_layer=start, pre_softmax=args.pre_softmax)
+        ablation = {"layer": layer, "filters": top, "drops": drops}
+    figures = []
+    shown = slice(0, min(MAPS_SHOWN, len(names)))
+    if images is not None:
+        from keras_conductance.studies import pixel_maps
+
+        maps = pixel_maps(model, inputs[shown], layer, top[shown],
+                          np.take_along_axis(cond.per_filter(layer), top, 1)[shown],
+                          pixels=(255 * images[shown]).astype("uint8"), titles=names[shown],
+                          target=None if target is None else target[shown],
+                          pre_softmax=args.pre_softmax, n_steps=args.steps)
+        figures.append((f"{layer}_pixel_maps", maps.plot()))
+    elif start is not None and str(model.inputs[0].dtype) != "string":
+        # Token ids map to positions; a model that vectorizes strings inside
+        # has no input position per token, so it gets no token maps.
+        figures.append((f"{layer}_token_maps", _token_figure(
+            model, inputs[shown], layer, top[shown], names[shown], target, start, args)))
+    return ablation, figures
+
+
+def _token_figure(model, inputs, layer, top, names, target, start, args):
+    """Per-token Eq. 2 conductance of each example's top filters."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    import keras_conductance as kc
+
+    fig, axes = plt.subplots(len(names), 1, figsize=(10, 1.2 * len(names) + 0.5), squeeze=False)
+    for i, ax in enumerate(axes[:, 0]):
+        maps = kc.neuron_conductance(model, inputs[i:i + 1], layer, top[i], start_layer=start,
+                                     target=None if target is None else target[i:i + 1],
+                                     pre_softmax=args.pre_softmax, n_steps=args.steps)[0]
+        maps = maps.reshape(len(top[i]), -1)
+        limit = float(np.abs(maps).max()) or 1.0
+        ax.imshow(maps, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+        ax.set_yticks(range(len(top[i])), [f"filter {f}" for f in top[i]], fontsize=7)
+        ax.set_title(str(names[i])[:100], fontsize=8)
+    axes[-1, 0].set_xlabel("token position")
+    fig.suptitle(f"{layer}: per-token conductance of each example's top filters (Eq. 2)",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def _report(args) -> int:
     import json
 
@@ -59,18 +123,19 @@ def _report(args) -> int:
     if images is not None:
         lo, hi = float(images.min()), float(images.max())
         images = (images - lo) / ((hi - lo) or 1.0)
+    say("Checking the top filters by ablation and drawing Eq. 2 maps ...")
+    ablation, figures = _checks(model, inputs, measures, images, names, start, args)
     files = report.write_report(
         args.out, measures, images=images, names=names,
         title=f"Conductance report: {model.name}",
+        ablation=ablation, extra_figures=figures,
         notes=[f"Model {args.model}; inputs {args.inputs}; baseline: zero"
                + (" embedding" if start else "") + "; explained score: "
                + ("logit of " if args.pre_softmax else "")
                + ("the top predicted class" if target is None else f"class {target}") + "."],
     )
     if args.json:
-        info = report.summary(measures)
-        for ex, name in zip(info["examples"], names):
-            ex["name"] = name
+        info = json.loads(files[0].read_text())  # report.json: names, ablation check
         info["files"] = [str(f) for f in files]
         print(json.dumps(info, indent=1))
     else:

@@ -109,7 +109,8 @@ def _table(info: dict) -> str:
 def write_report(out_dir, measures: Measures, *, images: Optional[np.ndarray] = None,
                  labels: Optional[Sequence[int]] = None, names: Optional[Sequence[str]] = None,
                  title: str = "Conductance report",
-                 notes: Sequence[str] = ()) -> List[pathlib.Path]:
+                 notes: Sequence[str] = (), ablation: Optional[dict] = None,
+                 extra_figures: Sequence = ()) -> List[pathlib.Path]:
     """Writes ``report.json``, ``report.html`` and one PNG per figure.
 
     Args:
@@ -120,6 +121,10 @@ def write_report(out_dir, measures: Measures, *, images: Optional[np.ndarray] = 
         names: optional example names (file names), shown and stored.
         title: page title.
         notes: lines shown under the title (baseline, explained score, ...).
+        ablation: optional ``{"layer", "filters" (B, k), "drops" (B, k)}``:
+            the score's drop when each top filter is ablated, shown beside
+            its conductance and stored in the JSON.
+        extra_figures: ``(name, matplotlib figure)`` pairs, e.g. Eq. 2 maps.
 
     Returns:
         The paths written.
@@ -133,13 +138,30 @@ def write_report(out_dir, measures: Measures, *, images: Optional[np.ndarray] = 
     if names is not None:
         for ex, name in zip(info["examples"], names):
             ex["name"] = str(name)
+    cond = measures.conductance
+    ablation_html = ""
+    if ablation is not None:
+        layer, rows = ablation["layer"], []
+        for i, ex in enumerate(info["examples"]):
+            pairs = [(int(f), float(cond.per_filter(layer)[i, f]), float(d))
+                     for f, d in zip(ablation["filters"][i], ablation["drops"][i])]
+            ex["ablation_check"] = [{"filter": f, "conductance": c, "ablation_drop": d}
+                                    for f, c, d in pairs]
+            cells = "".join(f"<td>{f}: {c:+.3f} / {d:+.3f}</td>" for f, c, d in pairs)
+            rows.append(f"<tr><td>{html.escape(ex.get('name', str(i)))}</td>{cells}</tr>")
+        ablation_html = (
+            f"<h2>Ablation check, {html.escape(layer)}</h2><p>Each example's top filters: "
+            "conductance / drop of the score when the filter alone is set to zero "
+            "(the paper's ablation). They agree in sign and rough size when the "
+            "network is close to additive over these filters.</p><table>"
+            + "".join(rows) + "</table>")
     written = [out / "report.json"]
     written[0].write_text(json.dumps(info, indent=1))
     blocks = []
     try:
         import matplotlib.pyplot as plt
 
-        for name, fig in _figures(measures, images):
+        for name, fig in list(_figures(measures, images)) + list(extra_figures):
             png = out / f"{name}.png"
             fig.savefig(png, dpi=110)
             buffer = io.BytesIO()
@@ -159,7 +181,7 @@ def write_report(out_dir, measures: Measures, *, images: Optional[np.ndarray] = 
         + f"<p>Method: {html.escape(info['method'])}. delta = sum of a layer's conductance "
         "minus (F(x) - F(x')): the completeness error (exactly zero in the limit for a "
         "layer that cuts the network).</p>"
-        + _table(info) + "".join(blocks) + "</body></html>"
+        + _table(info) + ablation_html + "".join(blocks) + "</body></html>"
     )
     written.append(out / "report.html")
     written[-1].write_text(page)

@@ -47,6 +47,14 @@ def test_report_on_npy_matches_the_library(saved, tmp_path):
         assert abs(ex["layers"]["conv2"]["delta"]) <= 0.01 * abs(expected.output_diff[i]) + 1e-6
     html = (tmp_path / "r" / "report.html").read_text()
     assert "x.npy[2]" in html and html.count("data:image/png;base64") == 2
+    # The ablation check: each example's top-3 filters, their drop when ablated.
+    drops = kc.ablation_scores(model, x, "conv2", target=expected.target,
+                               filters=expected.top_filters("conv2", 3))
+    for i, ex in enumerate(info["examples"]):
+        check = ex["ablation_check"]
+        assert [c["filter"] for c in check] == expected.top_filters("conv2", 3)[i].tolist()
+        np.testing.assert_allclose([c["ablation_drop"] for c in check], drops[i], rtol=1e-4, atol=1e-6)
+    assert "Ablation check, conv2" in html
 
 
 @pytest.mark.slow
@@ -60,6 +68,8 @@ def test_report_on_real_photos(shared_data, saved, tmp_path):
     assert len(info["examples"]) == 100
     assert info["examples"][0]["name"] == "n01440764_tench.JPEG"
     assert (tmp_path / "r" / "conv2_top_filters.png").exists()
+    assert (tmp_path / "r" / "conv2_pixel_maps.png").stat().st_size > 10000
+    assert len(info["examples"][5]["ablation_check"]) == 3
     assert "report.html" in proc.stderr
 
 
@@ -83,6 +93,7 @@ def test_report_on_text_with_saved_vectorizer(tmp_path):
                               "pool", start_layer="embedding", n_steps=64, tolerance=0.02)
     np.testing.assert_allclose([ex["layers"]["pool"]["sum"] for ex in info["examples"]],
                                expected["pool"].sum(axis=1), rtol=1e-4, atol=1e-6)
+    assert "ablation_check" in info["examples"][0]  # pool is a cut
 
 
 def _error(capsys, *args):
@@ -138,3 +149,21 @@ def test_unsafe_and_custom_models(tmp_path, capsys):
     keras.saving.get_custom_objects().pop("kc_test_only>Scale")
     err = _error(capsys, "report", tmp_path / "custom.keras", "--layer", "d", "--inputs", tmp_path / "x.npy")
     assert "needs custom objects" in err
+
+
+def test_report_on_token_ids_draws_token_maps(tmp_path):
+    from models import text_cnn
+
+    model = text_cnn()
+    model.save(tmp_path / "tokens.keras")
+    tokens = np.random.default_rng(0).integers(1, 50, size=(2, 12)).astype("int32")
+    np.save(tmp_path / "t.npy", tokens)
+    args = ["report", str(tmp_path / "tokens.keras"), "--layer", "concat", "--inputs",
+            str(tmp_path / "t.npy"), "--out", str(tmp_path / "r"), "--json", "--steps", "16"]
+    assert cli.main(args) == 0  # the Embedding is found as the start layer
+    assert (tmp_path / "r" / "concat_token_maps.png").stat().st_size > 5000
+    info = json.loads((tmp_path / "r" / "report.json").read_text())
+    expected = kc.conductance(model, tokens, "concat", start_layer="embedding", n_steps=16,
+                              tolerance=0.02)
+    np.testing.assert_allclose([ex["layers"]["concat"]["sum"] for ex in info["examples"]],
+                               expected["concat"].sum(axis=1), rtol=1e-4, atol=1e-6)
