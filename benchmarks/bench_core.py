@@ -206,8 +206,10 @@ def make_inputs(batch: int, size: int):
 def engine_chunking(n_examples: int, n_points: int, batch_size: int):
     """The engine's chunking (engine.PathEngine.run): examples per group,
     path points per chunk, chunks and padded points."""
+    from keras_conductance.engine import points_per_chunk
+
     group = min(n_examples, batch_size)
-    m = max(1, min(n_points, batch_size // group))
+    m = points_per_chunk(n_points, max(1, batch_size // group))
     n_chunks = -(-n_points // m)
     return group, m, n_chunks, n_chunks * m - n_points
 

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from keras_conductance.quadrature import Rule
 
-__all__ = ["PathSums", "PathEngine", "chunked_rule", "points_per_chunk", "resolve_jit"]
+__all__ = ["PathSums", "PathEngine", "chunked_rule", "points_per_chunk", "resolve_jit", "select_score"]
 
 TargetFn = Callable[[tf.Tensor], tf.Tensor]
 
@@ -64,7 +64,7 @@ class PathSums:
     path_scores: np.ndarray
 
 
-def _select(outputs: tf.Tensor, target: tf.Tensor, target_fn: Optional[TargetFn]):
+def select_score(outputs: tf.Tensor, target: tf.Tensor, target_fn: Optional[TargetFn]):
     """The explained score per row, float32 ``(N,)``."""
     outputs = tf.cast(outputs, tf.float32)
     if target_fn is not None:
@@ -153,7 +153,7 @@ class PathEngine:
                     outs = self.probe(rows_in, training=False)
                 ydots = [acc.jvp(y) for y in outs[:-1]]
             ys = list(outs[:-1])
-            scores = _select(outs[-1], target, target_fn)
+            scores = select_score(outs[-1], target, target_fn)
             # Rows are independent (inference mode), so the gradient of the
             # sum gives every row's own dF/dy in one backward pass. The sum
             # must be taken under the tape, or graph mode loses the chain.

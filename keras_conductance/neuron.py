@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_conductance import quadrature
+from keras_conductance.engine import select_score
 from keras_conductance.graph import layer_graph
 from keras_conductance.targets import resolve_target, strip_softmax
 
@@ -66,15 +67,6 @@ def point_weights(rule: quadrature.Rule) -> np.ndarray:
     w[1:] += rule.right[1:] * h
     w[:-1] += rule.left[1:] * h
     return w
-
-
-def _select(outputs, target, target_fn):
-    """The explained score per row, float32 ``(N,)``."""
-    outputs = tf.cast(outputs, tf.float32)
-    if target_fn is not None:
-        return tf.reshape(tf.cast(target_fn(outputs), tf.float32), [-1])
-    flat = tf.reshape(outputs, [tf.shape(outputs)[0], -1])
-    return tf.reduce_sum(flat * tf.one_hot(target, tf.shape(flat)[1]), axis=1)
 
 
 def _check_batch_size(batch_size, path_shape) -> int:
@@ -175,7 +167,7 @@ class NeuronConductance:
             with tf.GradientTape() as tape:
                 tape.watch(rows)
                 y, out = probe(rows, training=False)
-                scores = _select(out, tf.repeat(target, m), target_fn)
+                scores = select_score(out, tf.repeat(target, m), target_fn)
                 # Rows are independent: the gradient of the weighted sum is
                 # each row's own dF/dy times its weight.
                 total = tf.reduce_sum(scores * tf.tile(weights, [tf.shape(target)[0]]))
@@ -198,7 +190,7 @@ class NeuronConductance:
                 with tf.GradientTape() as inner:
                     inner.watch(rows)
                     y, out = probe(rows, training=False)
-                    scores = _select(out, tf.repeat(target, m), target_fn)
+                    scores = select_score(out, tf.repeat(target, m), target_fn)
                     total = tf.reduce_sum(scores * tf.tile(weights, [g_n]))
                 with outer.stop_recording():
                     g = inner.gradient(total, y)
