@@ -13,7 +13,7 @@ NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parents[1] / "notebooks").g
 def test_notebook_runs(path, shared_data, monkeypatch, tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
-    monkeypatch.setenv("KC_SHARED_DATA", str(shared_data))
+    monkeypatch.setenv("KERAS_CONDUCTANCE_DATA", str(shared_data))
     monkeypatch.setenv("KC_SMALL", "1")
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
     notebook = nbformat.read(path, as_version=4)
