@@ -25,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_conductance.engine import budget_batch_size, check_batch_size
 from keras_conductance.graph import layer_graph
 from keras_conductance.split import split_model
 from keras_conductance.targets import output_activation, resolve_target, strip_softmax
@@ -62,15 +63,8 @@ class FlipResult:
 
 
 def _check_batch_size(batch_size, layer_shape=()) -> int:
-    if batch_size is None:
-        size = int(np.prod(layer_shape))
-        return int(np.clip(LAYER_BUDGET // max(size, 1), MIN_BATCH, MAX_BATCH))
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(
-            "`batch_size` must be a positive int (most tail rows per compiled "
-            f"call). Received: batch_size={batch_size!r}."
-        )
-    return int(batch_size)
+    default = budget_batch_size(layer_shape, LAYER_BUDGET, MIN_BATCH, MAX_BATCH)
+    return check_batch_size(batch_size, "tail rows", default)
 
 
 class Ablator:

@@ -11,7 +11,7 @@ callbacks; ``explainer.py`` decides what to compute.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Callable, List, Optional, Union
 
 import keras
 import numpy as np
@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from keras_conductance.quadrature import Rule
 
-__all__ = ["PathSums", "PathEngine", "chunked_rule", "points_per_chunk", "resolve_jit", "select_score"]
+__all__ = ["PathSums", "PathEngine", "budget_batch_size", "check_batch_size", "chunked_rule", "points_per_chunk", "resolve_jit", "select_score"]
 
 TargetFn = Callable[[tf.Tensor], tf.Tensor]
 
@@ -76,6 +76,30 @@ def select_score(outputs: tf.Tensor, target: tf.Tensor, target_fn: Optional[Targ
     # A one-hot product selects each row's own class; it compiles under XLA
     # for any number of classes without a batched gather.
     return tf.reduce_sum(flat * tf.one_hot(target, tf.shape(flat)[1]), axis=1)
+
+
+def check_batch_size(batch_size, unit: str, default: int) -> int:
+    """Validates a ``batch_size`` argument; None gives ``default``.
+
+    Args:
+        batch_size: the user's value.
+        unit: what one call holds, for the message (e.g. "path rows").
+        default: the value for None.
+    """
+    if batch_size is None:
+        return int(default)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(
+            f"`batch_size` must be a positive int (most {unit} per compiled call). "
+            f"Received: batch_size={batch_size!r}."
+        )
+    return int(batch_size)
+
+
+def budget_batch_size(row_shape, budget: int, low: int, high: int) -> int:
+    """Rows per call that keep ``rows x prod(row_shape)`` floats near ``budget``."""
+    size = int(np.prod(row_shape))
+    return int(np.clip(budget // max(size, 1), low, high))
 
 
 def points_per_chunk(n_points: int, most: int) -> int:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import keras
 import numpy as np
 
 from keras_conductance import quadrature
 from keras_conductance.attribution import Attribution, Measures, relative_error
-from keras_conductance.engine import PathEngine, PathSums, resolve_jit
+from keras_conductance.engine import PathEngine, PathSums, check_batch_size, resolve_jit
 from keras_conductance.graph import layer_graph
 from keras_conductance.split import _as_names
 from keras_conductance.targets import Target, output_activation, resolve_target, strip_softmax
@@ -27,14 +27,7 @@ _ENDPOINTS = quadrature.Rule(
 
 
 def _check_batch_size(batch_size) -> int:
-    if batch_size is None:
-        return DEFAULT_BATCH_SIZE
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(
-            f"`batch_size` must be a positive int (most rows, examples x path "
-            f"points, per compiled call). Received: batch_size={batch_size!r}."
-        )
-    return int(batch_size)
+    return check_batch_size(batch_size, "rows, examples x path points,", DEFAULT_BATCH_SIZE)
 
 
 class Conductance:

@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_conductance import quadrature
-from keras_conductance.engine import select_score
+from keras_conductance.engine import budget_batch_size, check_batch_size, select_score
 from keras_conductance.graph import layer_graph
 from keras_conductance.targets import resolve_target, strip_softmax
 
@@ -70,15 +70,8 @@ def point_weights(rule: quadrature.Rule) -> np.ndarray:
 
 
 def _check_batch_size(batch_size, path_shape) -> int:
-    if batch_size is None:
-        size = int(np.prod(path_shape))
-        return int(np.clip(JACOBIAN_BUDGET // max(size, 1), MIN_BATCH, MAX_BATCH))
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(
-            "`batch_size` must be a positive int (most path rows x filters per "
-            f"compiled call). Received: batch_size={batch_size!r}."
-        )
-    return int(batch_size)
+    default = budget_batch_size(path_shape, JACOBIAN_BUDGET, MIN_BATCH, MAX_BATCH)
+    return check_batch_size(batch_size, "path rows x filters", default)
 
 
 class NeuronConductance:
@@ -180,7 +173,6 @@ class NeuronConductance:
         """One masked VJP per (row, filter), vectorised over the filters."""
         probe, sum_axes = self._probe, self._sum_axes
         rows_of, _ = self._common(target_fn)
-        dtype = probe.inputs[0].dtype
 
         def step(x, xb, alphas, weights, target, filters):
             g_n, m = tf.shape(x)[0], tf.shape(alphas)[0]

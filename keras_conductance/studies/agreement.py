@@ -17,7 +17,7 @@ import numpy as np
 from keras_conductance.ablation import Ablator
 from keras_conductance.attribution import Measures
 from keras_conductance.studies.common import (METHODS, VALUES, describe, pearson_rows,
-                                              per_filter_scores, pyplot)
+                                              finish, per_filter_scores, pyplot)
 
 __all__ = ["AgreementResult", "ablation_agreement"]
 
@@ -77,11 +77,7 @@ class AgreementResult:
             ax.set_ylabel("Pearson r with ablation")
         k = "all" if self.k is None else self.k
         fig.suptitle(title or f"{self.layer}: top-{k} filters by conductance", fontsize=10)
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
-        return fig
+        return finish(fig, path, dpi=110)
 
 
 def ablation_agreement(

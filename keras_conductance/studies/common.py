@@ -9,7 +9,7 @@ import numpy as np
 from keras_conductance.attribution import Measures
 
 __all__ = ["METHODS", "VALUES", "per_filter_scores", "predicted_sign", "pearson_rows",
-           "describe", "pyplot"]
+           "describe", "finish", "pyplot"]
 
 # The paper's four measures, in the order of its tables.
 METHODS = ("conductance", "internal_influence", "activation", "gradient_x_activation")
@@ -75,3 +75,14 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def finish(fig, path=None, dpi: int = 110):
+    """Lays a study figure out, saves and closes it when ``path`` is given."""
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=dpi)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return fig

@@ -15,7 +15,7 @@ import numpy as np
 
 from keras_conductance.ablation import Ablator, FlipResult
 from keras_conductance.attribution import Measures
-from keras_conductance.studies.common import VALUES, per_filter_scores, pyplot
+from keras_conductance.studies.common import VALUES, per_filter_scores, pyplot, finish
 
 __all__ = ["FlipStudyResult", "filters_to_flip"]
 
@@ -74,11 +74,7 @@ class FlipStudyResult:
         ax.set_ylabel("examples")
         ax.legend(fontsize=8)
         ax.set_title(title or f"{self.layer}: filters to flip the prediction", fontsize=10)
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
-        return fig
+        return finish(fig, path, dpi=110)
 
 
 def filters_to_flip(

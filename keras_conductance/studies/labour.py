@@ -12,7 +12,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from keras_conductance.studies.common import pyplot
+from keras_conductance.studies.common import pyplot, finish
 
 __all__ = ["LabourResult", "division_of_labour"]
 
@@ -74,11 +74,7 @@ class LabourResult:
         ax.set_title(title or (f"sign of conductance (red -, blue +, green |c| < {self.threshold}); "
                                f"{100 * s['single_signed']:.0f}% of filters single-signed"),
                      fontsize=9)
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
-        return fig
+        return finish(fig, path, dpi=110)
 
 
 def _leaf_order(matrix: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 
 import keras_conductance.functional as kcf
 from keras_conductance.neuron import neuron_conductance
-from keras_conductance.studies.common import pyplot
+from keras_conductance.studies.common import pyplot, finish
 
 __all__ = ["NegationFilter", "NegationExample", "NegationResult", "negation_study"]
 
@@ -135,11 +135,7 @@ class NegationResult:
         ax.set_ylabel("Eq. 2 attribution (F)")
         ax.legend(fontsize=7)
         ax.set_title(f'"{" ".join(self.phrase)}"', fontsize=10)
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
-        return fig
+        return finish(fig, path, dpi=110)
 
 
 def _marked(example: NegationExample, on: str, off: str) -> str:

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from keras_conductance.neuron import NeuronConductance
-from keras_conductance.studies.common import pyplot
+from keras_conductance.studies.common import pyplot, finish
 
 __all__ = ["PixelMaps", "pixel_maps"]
 
@@ -68,11 +68,7 @@ class PixelMaps:
             ax.axis("off")
         view = "pixels scaled by" if show_photo else "per-pixel (summed over colour)"
         fig.suptitle(f"{self.layer}: {view} Eq. 2 conductance", fontsize=9)
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=dpi)
-            plt.close(fig)
-        return fig
+        return finish(fig, path, dpi=dpi)
 
 
 def pixel_maps(

@@ -13,7 +13,7 @@ from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
-from keras_conductance.studies.common import pyplot
+from keras_conductance.studies.common import pyplot, finish
 
 __all__ = ["SelectionResult", "feature_selection", "linear_probe_accuracy", "select_filters",
            "stratified_splits"]
@@ -81,11 +81,7 @@ class SelectionResult:
         ax.set_ylabel("held-out accuracy (%)")
         ax.legend(fontsize=7)
         ax.set_title(title or "feature selection", fontsize=10)
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
-        return fig
+        return finish(fig, path, dpi=110)
 
 
 def feature_selection(
