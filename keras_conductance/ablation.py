@@ -16,19 +16,18 @@ the baseline's activations are near zero.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
-import weakref
-from typing import Optional, Union
+import functools
+from typing import Optional, Sequence, Union
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_conductance.adapter import ModelAdapter
+from keras_conductance.cache import cached
 from keras_conductance.engine import budget_batch_size, check_batch_size
-from keras_conductance.graph import layer_graph
-from keras_conductance.split import split_model
-from keras_conductance.targets import output_activation, resolve_target, strip_softmax
+from keras_conductance.targets import resolve_target
 
 __all__ = ["Ablator", "FlipResult", "ablation_scores", "ablate_until_flip"]
 
@@ -37,8 +36,6 @@ __all__ = ["Ablator", "FlipResult", "ablation_scores", "ablate_until_flip"]
 LAYER_BUDGET = 2 ** 24
 MIN_BATCH, MAX_BATCH = 16, 4096
 VALUES = ("zero", "baseline")
-_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_CACHE_SIZE = 8
 
 
 @dataclasses.dataclass(eq=False)
@@ -68,34 +65,41 @@ def _check_batch_size(batch_size, layer_shape=()) -> int:
 
 
 class Ablator:
-    """Ablates filters of one layer through the tail of the split model.
+    """Ablates filters of one layer through the tail of the model.
 
-    Build it once per (model, layer); its compiled tail step is reused.
+    Build it once per (model, layer); its compiled tail step is reused. The
+    tail maps the layer output (and the model inputs that bypass it, such as
+    a padding mask) to the explained output.
 
     Args:
-        model: Functional or Sequential ``keras.Model``, one input and output.
-        layer: a layer that is a cut of the network (``kc.split_model``).
-        pre_softmax: score the logits of a softmax/sigmoid model.
+        model: Functional or Sequential ``keras.Model`` (any inputs/outputs).
+        layer: a layer that cuts every path from the interpolated inputs.
+        output: the explained output (name or index) of a multi-output model.
         start_layer: where baselines live for ``value="baseline"`` (e.g. the
             ``Embedding`` of a text model: the default baseline is then the
             zero embedding, as in ``kc.conductance``).
+        interpolate: the inputs that baselines replace (as ``kc.conductance``).
+        pre_softmax: score the logits of a softmax/sigmoid output.
         channel_axis: axis of the layer output holding the filters.
-        batch_size: most tail rows per compiled call. Default: as many as
-            keep the block of layer outputs under 64 MB (16 to 4,096).
     """
 
-    def __init__(self, model: keras.Model, layer: str, *, pre_softmax: bool = False,
-                 start_layer: Optional[str] = None, channel_axis: int = -1,
-                 batch_size: Optional[int] = None):
+    def __init__(self, model: keras.Model, layer: str, *, output=None,
+                 start_layer: Optional[str] = None, interpolate=None,
+                 pre_softmax: bool = False, channel_axis: int = -1):
         if not isinstance(layer, str):
             raise TypeError(f"`layer` must be one layer name (str). Received: layer={layer!r}.")
-        explained = strip_softmax(model) if pre_softmax else model
-        split = split_model(explained, layer)
-        # One input tensor, not a list: Keras warns when a model built on a
-        # list of inputs is called with a plain tensor.
-        self.head = keras.Model(split.head.inputs[0], split.head.outputs[0])
-        self.tail, self.layer = split.tail, layer
-        shape = tuple(self.tail.inputs[0].shape)
+        self.adapter = adapter = ModelAdapter(
+            model, [layer], start_layer=start_layer, output=output, interpolate=interpolate,
+            pre_softmax=pre_softmax, argument="layer", require_path=False)
+        adapter.check_cut([layer])
+        (y,) = adapter.tensors
+        inputs = adapter.graph.inputs
+        self.head = adapter.sub_model(inputs, y, "kc_ablation_head")
+        # The model inputs ride along: paths from held-constant inputs (a
+        # padding mask) reach the output without passing the layer.
+        self.tail = adapter.sub_model([y] + inputs, adapter.explained, "kc_ablation_tail")
+        self.layer = layer
+        shape = tuple(y.shape)
         rank = len(shape)
         if not -rank <= channel_axis < rank or channel_axis % rank == 0:
             raise ValueError(
@@ -105,67 +109,52 @@ class Ablator:
         self.channel_axis = channel_axis % rank
         self.n_filters = int(shape[self.channel_axis])
         self._layer_shape = shape[1:]
-        self.batch_size = _check_batch_size(batch_size, self._layer_shape)
         # The prediction of a one-output model is its sign (0.5 after a sigmoid).
-        self._threshold = 0.5 if output_activation(explained) == "sigmoid" else 0.0
-        self._start = None
-        if start_layer is not None:
-            graph = layer_graph(explained)
-            start, y = graph.resolve([start_layer, layer], "start_layer")
-            self._start = keras.Model(start, y, name="kc_ablation_start")
-        self._step = self._compile()
-        head_in = self.head.inputs[0]
-        self._head_fn = tf.function(
-            lambda x: tf.cast(self.head(x, training=False), tf.float32),
-            input_signature=[tf.TensorSpec((None,) + tuple(head_in.shape[1:]), head_in.dtype)])
+        self._threshold = 0.5 if adapter.squash == "sigmoid" else 0.0
+        self._steps = {}
 
-    # -- compiled tail ---------------------------------------------------------
+    # -- compiled pieces ---------------------------------------------------------
 
-    def _compile(self):
+    def _step(self, layer_shape):
+        """The compiled tail on rows ``(example, filter mask)``."""
+        key = tuple(layer_shape)
+        if key in self._steps:
+            return self._steps[key]
         tail, axis, n_f = self.tail, self.channel_axis, self.n_filters
-        mask_shape = [-1] + [n_f if a == axis else 1 for a in range(1, len(self._layer_shape) + 1)]
+        mask_shape = [-1] + [n_f if a == axis else 1 for a in range(1, len(key) + 1)]
+        dtypes = [t.dtype for t in tail.inputs]
 
-        def step(y, fill, rows, masks):
+        def step(y, fill, inputs, rows, masks):
             y_rows, fill_rows = tf.gather(y, rows), tf.gather(fill, rows)
             m = tf.reshape(masks, mask_shape)
             ablated = y_rows * (1.0 - m) + fill_rows * m
-            out = tail(tf.cast(ablated, tail.inputs[0].dtype), training=False)
-            out = tf.cast(out, tf.float32)
+            ins = [tf.cast(tf.gather(x, rows), d) for x, d in zip(inputs, dtypes[1:])]
+            out = tf.cast(tail([tf.cast(ablated, dtypes[0])] + ins, training=False), tf.float32)
             return tf.reshape(out, [tf.shape(out)[0], -1])
 
-        spec = tf.TensorSpec((None,) + self._layer_shape, tf.float32)
-        return tf.function(step, input_signature=[
-            spec, spec, tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None, n_f), tf.float32)])
+        self._steps[key] = fn = tf.function(step, reduce_retracing=True)
+        return fn
 
-    def _tail_outputs(self, y, fill, rows, masks) -> np.ndarray:
+    def _tail_outputs(self, y, fill, arrays, rows, masks, batch_size) -> np.ndarray:
         """``(N, K)`` outputs for rows ``(example index, filter mask)``."""
+        step = self._step(y.shape[1:])
         y, fill = tf.constant(y), tf.constant(fill)
+        inputs = [tf.constant(a) for a in arrays]
         outs = []
-        for s in range(0, len(rows), self.batch_size):
-            outs.append(self._step(y, fill, tf.constant(rows[s:s + self.batch_size], tf.int32),
-                                   tf.constant(masks[s:s + self.batch_size], tf.float32)).numpy())
+        for s in range(0, len(rows), batch_size):
+            outs.append(step(y, fill, inputs, tf.constant(rows[s:s + batch_size], tf.int32),
+                             tf.constant(masks[s:s + batch_size], tf.float32)).numpy())
         return np.concatenate(outs) if outs else np.zeros((0, 1), np.float32)
 
-    def _layer(self, x) -> np.ndarray:
-        dtype = self.head.inputs[0].dtype
-        return np.concatenate([self._head_fn(tf.constant(x[i:i + 256], dtype)).numpy()
-                               for i in range(0, len(x), 256)])
+    def _layer(self, arrays) -> np.ndarray:
+        n = arrays[0].shape[0]
+        return np.concatenate([
+            np.asarray(self.head([a[i:i + 256] for a in arrays], training=False), np.float32)
+            for i in range(0, n, 256)])
 
     # -- inputs ----------------------------------------------------------------
 
-    def _inputs(self, inputs) -> np.ndarray:
-        x = np.asarray(inputs.numpy() if hasattr(inputs, "numpy") else inputs)
-        spec = tuple(self.head.inputs[0].shape[1:])
-        if x.ndim != len(spec) + 1 or any(s is not None and s != d for s, d in zip(spec, x.shape[1:])):
-            raise ValueError(
-                f"`inputs` must have shape (batch, {', '.join(str(s) for s in spec)}) "
-                f"to match the model input. Received shape {x.shape}."
-            )
-        if x.shape[0] == 0:
-            raise ValueError("`inputs` holds no examples (batch size 0).")
-        return x
-
-    def _fill(self, value, baselines, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _fill(self, value, baselines, inputs, y: np.ndarray) -> np.ndarray:
         """The ablation value per unit, ``(B, *Y)`` float32."""
         if isinstance(value, str):
             if value == "zero":
@@ -176,13 +165,13 @@ class Ablator:
                     f"{list(VALUES)}, a number, or an array broadcastable to "
                     f"the layer output (B, {', '.join(map(str, self._layer_shape))})."
                 )
-            at_baseline = self.baseline_layer(baselines, x)
-            if at_baseline.shape[0] not in (1, y.shape[0]):
-                raise ValueError(
-                    f"`baselines` hold {at_baseline.shape[0]} examples; pass one "
-                    f"baseline for all or one per example ({y.shape[0]})."
-                )
-            return np.ascontiguousarray(np.broadcast_to(at_baseline, y.shape))
+            return np.ascontiguousarray(
+                np.broadcast_to(self.baseline_layer(baselines, inputs), y.shape))
+        if baselines is not None:
+            raise ValueError(
+                "`baselines` are used only with value='baseline'; with "
+                f"value={value!r} they would be ignored. Pass one or the other."
+            )
         try:
             return np.ascontiguousarray(np.broadcast_to(np.asarray(value, np.float32), y.shape))
         except ValueError:
@@ -192,34 +181,29 @@ class Ablator:
             ) from None
 
     def baseline_layer(self, baselines, inputs) -> np.ndarray:
-        """y(x'): the layer output at the baselines, ``(B or 1, *Y)``.
+        """y(x'): the layer output at the baselines, ``(B, *Y)``.
 
         Args:
-            baselines: None (zeros at the model input, or the zero output of
-                ``start_layer``), token ids (with ``start_layer``), or an
-                array broadcastable to the inputs / the start layer's output.
-            inputs: the examples (only their shape is used).
+            baselines: as ``kc.conductance``: None (zeros, or the zero output
+                of ``start_layer``), token ids (with ``start_layer``), an
+                array broadcastable to the interpolated input, or the
+                inputs' structure.
+            inputs: the examples (held-constant inputs come from them).
         """
-        x = np.asarray(inputs)
-        if self._start is not None and (baselines is None or np.asarray(baselines).dtype.kind not in "iu"):
-            # Baselines at the start layer's output (the zero embedding).
-            model, shape = self._start, tuple(self._start.inputs[0].shape[1:])
-        else:
-            model, shape = self.head, x.shape[1:]
-        b = np.zeros((1,) + shape, np.float32) if baselines is None else np.asarray(baselines)
-        if b.dtype.kind not in "iu":
-            b = b.astype(np.float32)
-        if b.ndim < len(shape) + 1:
-            b = b.reshape((1,) * (len(shape) + 1 - b.ndim) + b.shape)
-        try:
-            b = np.ascontiguousarray(np.broadcast_to(b, (b.shape[0],) + tuple(shape)))
-        except ValueError:
+        if not self.adapter.path_tensors:
             raise ValueError(
-                f"`baselines` with shape {np.shape(baselines)} cannot be broadcast "
-                f"to {(len(x),) + tuple(shape)}."
-            ) from None
-        return np.concatenate([np.asarray(model(b[i:i + 256], training=False), np.float32)
-                               for i in range(0, len(b), 256)])
+                "value='baseline' needs a path start: model inputs here are all "
+                "integer ids. Pass `start_layer=` (e.g. the Embedding) so the "
+                "baseline lives at its output."
+            )
+        prep = self.adapter.prepare(inputs, baselines)
+        probe = self.adapter.probe
+        out = []
+        for i in range(0, prep.n, 256):
+            part = prep.take(np.arange(i, min(i + 256, prep.n)))
+            out.append(np.asarray(probe(part.baselines + part.consts, training=False)[0],
+                                  np.float32))
+        return np.concatenate(out)
 
     def _filter_sets(self, filters, n: int) -> np.ndarray:
         """``(B, k)`` int filter indices per example."""
@@ -250,7 +234,8 @@ class Ablator:
     # -- public ----------------------------------------------------------------
 
     def scores(self, inputs, *, target=None, filters=None,
-               value: Union[str, float, np.ndarray] = "zero", baselines=None) -> np.ndarray:
+               value: Union[str, float, np.ndarray] = "zero", baselines=None,
+               batch_size: Optional[int] = None) -> np.ndarray:
         """``(B, k)``: F(x) - F(x with one filter ablated), per filter.
 
         Args:
@@ -261,28 +246,33 @@ class Ablator:
             value: ``"zero"``, ``"baseline"`` (y at the baselines), a number,
                 or an array broadcastable to the layer output.
             baselines: the baselines for ``value="baseline"``.
+            batch_size: most tail rows per compiled call.
         """
-        x = self._inputs(inputs)
-        y = self._layer(x)
-        fill = self._fill(value, baselines, x, y)
-        sets = self._filter_sets(filters, len(x))
-        full = self._tail_outputs(y, fill, np.arange(len(x)), np.zeros((len(x), self.n_filters)))
-        target_idx, target_fn = resolve_target(target, full, len(x))
+        arrays = self.adapter.check_inputs(inputs)
+        n = arrays[0].shape[0]
+        y = self._layer(arrays)
+        batch_size = _check_batch_size(batch_size, self._layer_shape)
+        fill = self._fill(value, baselines, inputs, y)
+        sets = self._filter_sets(filters, n)
+        tail = functools.partial(self._tail_outputs, y, fill, arrays, batch_size=batch_size)
+        full = tail(np.arange(n), np.zeros((n, self.n_filters)))
+        target_idx, target_fn = resolve_target(target, full, n)
 
         def select(outputs, rows):
             if target_fn is not None:
                 return np.asarray(target_fn(tf.constant(outputs)), np.float32).reshape(-1)
             return outputs[np.arange(len(rows)), target_idx[rows]]
 
-        base = select(full, np.arange(len(x)))
-        n, k = sets.shape
+        base = select(full, np.arange(n))
+        k = sets.shape[1]
         rows = np.repeat(np.arange(n), k)
         masks = np.zeros((n * k, self.n_filters), np.float32)
         masks[np.arange(n * k), sets.reshape(-1)] = 1.0
-        ablated = select(self._tail_outputs(y, fill, rows, masks), rows).reshape(n, k)
+        ablated = select(tail(rows, masks), rows).reshape(n, k)
         return (base[:, None] - ablated).astype(np.float32)
 
-    def predict(self, inputs, masks, *, value="zero", baselines=None) -> np.ndarray:
+    def predict(self, inputs, masks, *, value="zero", baselines=None,
+                batch_size: Optional[int] = None) -> np.ndarray:
         """Predicted class with filter sets ablated together.
 
         Args:
@@ -293,38 +283,49 @@ class Ablator:
             int ``(B,)`` or ``(B, M)``: argmax of the outputs, or for a
             one-output model whether it is above 0 (0.5 after a sigmoid).
         """
-        x = self._inputs(inputs)
+        arrays = self.adapter.check_inputs(inputs)
+        n = arrays[0].shape[0]
         m = np.asarray(masks, bool)
         squeeze = m.ndim == 2
         m = m[:, None] if squeeze else m
-        if m.ndim != 3 or m.shape[0] != len(x) or m.shape[2] != self.n_filters:
+        if m.ndim != 3 or m.shape[0] != n or m.shape[2] != self.n_filters:
             raise ValueError(
-                f"`masks` must be bool (B={len(x)}, C={self.n_filters}) or "
+                f"`masks` must be bool (B={n}, C={self.n_filters}) or "
                 f"(B, M, C). Received shape {np.shape(masks)}."
             )
-        y = self._layer(x)
-        fill = self._fill(value, baselines, x, y)
-        rows = np.repeat(np.arange(len(x)), m.shape[1])
-        pred = self._predict(self._tail_outputs(y, fill, rows, m.reshape(-1, self.n_filters)))
-        pred = pred.reshape(len(x), m.shape[1])
+        y = self._layer(arrays)
+        fill = self._fill(value, baselines, inputs, y)
+        rows = np.repeat(np.arange(n), m.shape[1])
+        batch_size = _check_batch_size(batch_size, self._layer_shape)
+        pred = self._predict(self._tail_outputs(y, fill, arrays, rows,
+                                                m.reshape(-1, self.n_filters), batch_size))
+        pred = pred.reshape(n, m.shape[1])
         return pred[:, 0] if squeeze else pred
 
     def until_flip(self, inputs, ranking, *, max_filters: Optional[int] = None,
-                   value="zero", baselines=None, block: int = 8) -> FlipResult:
+                   value="zero", baselines=None, block: int = 8,
+                   batch_size: Optional[int] = None) -> FlipResult:
         """Ablates filters cumulatively in ``ranking`` order until the top
         prediction changes; see ``ablate_until_flip``."""
-        x = self._inputs(inputs)
-        order = self._filter_sets(ranking, len(x))
+        arrays = self.adapter.check_inputs(inputs)
+        n = arrays[0].shape[0]
+        order = self._filter_sets(ranking, n)
+        if any(len(set(row)) != len(row) for row in order.tolist()):
+            raise ValueError(
+                "`ranking` names a filter twice in one row; each filter can be "
+                "ablated once. Pass a ranking of distinct filter indices."
+            )
         limit = order.shape[1] if max_filters is None else int(max_filters)
         if not 1 <= limit <= order.shape[1]:
             raise ValueError(
                 f"`max_filters` must be in 1..{order.shape[1]} (the ranking's "
                 f"length). Received: max_filters={max_filters!r}."
             )
-        y = self._layer(x)
-        fill = self._fill(value, baselines, x, y)
-        n = len(x)
-        original = self._predict(self._tail_outputs(y, fill, np.arange(n), np.zeros((n, self.n_filters))))
+        y = self._layer(arrays)
+        fill = self._fill(value, baselines, inputs, y)
+        batch_size = _check_batch_size(batch_size, self._layer_shape)
+        tail = functools.partial(self._tail_outputs, y, fill, arrays, batch_size=batch_size)
+        original = self._predict(tail(np.arange(n), np.zeros((n, self.n_filters))))
         n_ablated, new_class = np.full(n, -1), np.full(n, -1)
         active = np.arange(n)
         for start in range(0, limit, block):
@@ -336,7 +337,7 @@ class Ablator:
             masks = np.zeros((rows.size, self.n_filters), np.float32)
             r, c = np.nonzero(prefix)
             masks[r, order[rows[r], c]] = 1.0
-            pred = self._predict(self._tail_outputs(y, fill, rows, masks)).reshape(active.size, ks.size)
+            pred = self._predict(tail(rows, masks)).reshape(active.size, ks.size)
             changed = pred != original[active, None]
             hit = changed.any(axis=1)
             first = changed.argmax(axis=1)
@@ -347,23 +348,13 @@ class Ablator:
         return FlipResult(n_ablated, n_ablated > 0, original, new_class, limit)
 
 
-def _cached(model, layer, pre_softmax, start_layer, channel_axis, batch_size) -> Ablator:
-    key = (layer, bool(pre_softmax), start_layer, channel_axis)
-    try:
-        per_model = _CACHE.setdefault(model, collections.OrderedDict())
-    except TypeError:
-        per_model = collections.OrderedDict()
-    ablator = per_model.get(key)
-    if ablator is None:
-        ablator = Ablator(model, layer, pre_softmax=pre_softmax, start_layer=start_layer,
-                          channel_axis=channel_axis)
-        per_model[key] = ablator
-        while len(per_model) > _CACHE_SIZE:
-            per_model.popitem(last=False)
-    else:
-        per_model.move_to_end(key)
-    ablator.batch_size = _check_batch_size(batch_size, ablator._layer_shape)
-    return ablator
+def _cached(model, layer, output, start_layer, interpolate, pre_softmax, channel_axis) -> Ablator:
+    interp = interpolate if interpolate is None or isinstance(interpolate, (str, int)) \
+        else tuple(interpolate)
+    key = (layer, output, start_layer, interp, bool(pre_softmax), channel_axis)
+    return cached(model, "ablator", key, lambda: Ablator(
+        model, layer, output=output, start_layer=start_layer, interpolate=interpolate,
+        pre_softmax=pre_softmax, channel_axis=channel_axis))
 
 
 def ablation_scores(
@@ -372,40 +363,45 @@ def ablation_scores(
     layer: str,
     *,
     target=None,
+    baselines=None,
+    output: Union[None, int, str] = None,
+    start_layer: Optional[str] = None,
+    interpolate: Optional[Sequence[Union[str, int]]] = None,
+    batch_size: Optional[int] = None,
+    pre_softmax: bool = False,
     filters=None,
     value: Union[str, float, np.ndarray] = "zero",
-    baselines=None,
-    start_layer: Optional[str] = None,
-    pre_softmax: bool = False,
     channel_axis: int = -1,
-    batch_size: Optional[int] = None,
 ) -> np.ndarray:
     """The drop F(x) - F(x with the filter ablated), for each filter.
 
     Args:
-        model: Functional or Sequential ``keras.Model``.
-        inputs: ``(B, *input_shape)`` examples.
+        model: Functional or Sequential ``keras.Model`` (any inputs/outputs).
+        inputs: examples in any structure ``kc.conductance`` takes.
         layer: a layer that cuts the network (e.g. a post-ReLU activation).
         target: the explained score as in ``kc.conductance`` (None: each
             example's top predicted class).
+        baselines: baselines for ``value="baseline"`` (None: zeros, or the
+            zero embedding with ``start_layer``); an error with other values.
+        output: the explained output (name or index) of a multi-output model.
+        start_layer: the layer whose output the baselines live at (text).
+        interpolate: the inputs the baselines replace (as ``kc.conductance``).
+        batch_size: most tail rows (example x filter) per compiled call
+            (default: a 64 MB block of layer outputs, 16 to 4,096 rows).
+        pre_softmax: score the logits of a softmax/sigmoid output.
         filters: None (all), ``(k,)`` ints shared by all examples, or
             ``(B, k)`` ints per example (e.g. each one's top-k by conductance).
         value: ``"zero"`` (the paper: bias -inf, post-ReLU output 0),
             ``"baseline"`` (the filter's value at the baseline, y(x')), a
             number, or an array broadcastable to the layer output.
-        baselines: baselines for ``value="baseline"`` (None: zeros, or the
-            zero embedding with ``start_layer``).
-        start_layer: the layer whose output the baselines live at (text).
-        pre_softmax: score the logits of a softmax/sigmoid model.
         channel_axis: the layer output's filter axis.
-        batch_size: most tail rows (example x filter) per compiled call
-            (default: a 64 MB block of layer outputs, 16 to 4,096 rows).
 
     Returns:
         float32 ``(B, n_filters)`` (``(B, k)`` when ``filters`` is given).
     """
-    ablator = _cached(model, layer, pre_softmax, start_layer, channel_axis, batch_size)
-    return ablator.scores(inputs, target=target, filters=filters, value=value, baselines=baselines)
+    ablator = _cached(model, layer, output, start_layer, interpolate, pre_softmax, channel_axis)
+    return ablator.scores(inputs, target=target, filters=filters, value=value,
+                          baselines=baselines, batch_size=batch_size)
 
 
 def ablate_until_flip(
@@ -414,13 +410,15 @@ def ablate_until_flip(
     layer: str,
     ranking,
     *,
+    baselines=None,
+    output: Union[None, int, str] = None,
+    start_layer: Optional[str] = None,
+    interpolate: Optional[Sequence[Union[str, int]]] = None,
+    batch_size: Optional[int] = None,
+    pre_softmax: bool = False,
     max_filters: Optional[int] = None,
     value: Union[str, float, np.ndarray] = "zero",
-    baselines=None,
-    start_layer: Optional[str] = None,
-    pre_softmax: bool = False,
     channel_axis: int = -1,
-    batch_size: Optional[int] = None,
 ) -> FlipResult:
     """Ablates filters cumulatively in ``ranking`` order until the top
     prediction of each example changes.
@@ -431,15 +429,16 @@ def ablate_until_flip(
     Args:
         model, inputs, layer: as ``ablation_scores``.
         ranking: ``(R,)`` or ``(B, R)`` int filter order, most important
-            first (e.g. ``np.argsort(-attr.per_filter(layer), axis=1)``).
+            first (e.g. ``np.argsort(-attr.per_filter(layer), axis=1)``);
+            a filter may appear once per row.
+        baselines, output, start_layer, interpolate, batch_size, pre_softmax,
+            value, channel_axis: as ``ablation_scores``.
         max_filters: try at most this many (default: the ranking's length).
-        value, baselines, start_layer, pre_softmax, channel_axis, batch_size:
-            as ``ablation_scores``.
 
     Returns:
         ``FlipResult``: per example how many filters were needed (-1: none
         within ``max_filters``), the original and the new prediction.
     """
-    ablator = _cached(model, layer, pre_softmax, start_layer, channel_axis, batch_size)
+    ablator = _cached(model, layer, output, start_layer, interpolate, pre_softmax, channel_axis)
     return ablator.until_flip(inputs, ranking, max_filters=max_filters, value=value,
-                              baselines=baselines)
+                              baselines=baselines, batch_size=batch_size)

@@ -24,17 +24,24 @@ def _start_layer(model, requested: Optional[str], kind: str) -> Optional[str]:
 
     if requested is not None:
         return requested
-    dtype = str(model.inputs[0].dtype)
-    if kind != "text" and "int" not in dtype:
+    dtypes = [str(t.dtype) for t in model.inputs]
+    if kind != "text" and any(keras.backend.is_float_dtype(d) for d in dtypes):
         return None
     graph = layer_graph(model)
     embeddings = [n for n in graph.order
-                  if isinstance(graph.tensors[n]._keras_history.operation, keras.layers.Embedding)]
+                  if isinstance(graph.operation_of(graph.tensors[n]), keras.layers.Embedding)]
     if len(embeddings) != 1:
         raise ValueError(
-            f"the model takes {dtype} inputs, which cannot be interpolated; pass "
-            f"--start-layer (its Embedding layers: {embeddings})")
+            f"the model takes {', '.join(dtypes)} inputs, which cannot be interpolated; "
+            f"pass --start-layer (its Embedding layers: {embeddings})")
     return embeddings[0]
+
+
+def _take(inputs, rows):
+    """Examples ``rows`` of an array or of a dict of arrays."""
+    if isinstance(inputs, dict):
+        return {k: v[rows] for k, v in inputs.items()}
+    return inputs[rows]
 
 
 MAPS_SHOWN = 6  # examples with Eq. 2 maps in a report (the cost is per example)
@@ -53,7 +60,8 @@ def _checks(model, inputs, measures, images, names, start, args):
     ablation = None
     if cond.is_cut[layer]:
         drops = kc.ablation_scores(model, inputs, layer, target=target, filters=top,
-                                   start_layer=start, pre_softmax=args.pre_softmax)
+                                   output=args.output, start_layer=start,
+                                   pre_softmax=args.pre_softmax)
         ablation = {"layer": layer, "filters": top, "drops": drops}
     figures = []
     shown = slice(0, min(MAPS_SHOWN, len(names)))
@@ -64,13 +72,13 @@ def _checks(model, inputs, measures, images, names, start, args):
                           np.take_along_axis(cond.per_filter(layer), top, 1)[shown],
                           pixels=(255 * images[shown]).astype("uint8"), titles=names[shown],
                           target=None if target is None else target[shown],
-                          pre_softmax=args.pre_softmax, n_steps=args.steps)
+                          pre_softmax=args.pre_softmax, n_steps=args.n_steps)
         figures.append((f"{layer}_pixel_maps", maps.plot()))
     elif start is not None and str(model.inputs[0].dtype) != "string":
         # Token ids map to positions; a model that vectorizes strings inside
         # has no input position per token, so it gets no token maps.
         figures.append((f"{layer}_token_maps", _token_figure(
-            model, inputs[shown], layer, top[shown], names[shown], target, start, args)))
+            model, _take(inputs, shown), layer, top[shown], names[shown], target, start, args)))
     return ablation, figures
 
 
@@ -88,7 +96,7 @@ def _token_figure(model, inputs, layer, top, names, target, start, args):
     for i, ax in enumerate(axes[:, 0]):
         maps = kc.neuron_conductance(model, inputs[i:i + 1], layer, top[i], start_layer=start,
                                      target=None if target is None else target[i:i + 1],
-                                     pre_softmax=args.pre_softmax, n_steps=args.steps)[0]
+                                     pre_softmax=args.pre_softmax, n_steps=args.n_steps)[0]
         maps = maps.reshape(len(top[i]), -1)
         limit = float(np.abs(maps).max()) or 1.0
         ax.imshow(maps, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
@@ -114,9 +122,14 @@ def _report(args) -> int:
     start = _start_layer(model, args.start_layer, kind)
     say(f"Explaining {len(names)} {kind} input(s) at layers {args.layer} "
         f"(tolerance {args.tolerance}, up to {args.max_steps} steps) ...")
-    explainer = Conductance(model, args.layer, n_steps=args.steps, start_layer=start,
-                            pre_softmax=args.pre_softmax, tolerance=args.tolerance,
-                            max_steps=args.max_steps, verbose=0 if args.json else 1)
+    output = args.output
+    if output is not None and output.lstrip("-").isdigit():
+        output = int(output)
+    args.output = output
+    explainer = Conductance(model, args.layer, output=output, start_layer=start,
+                            n_steps=args.n_steps, tolerance=args.tolerance,
+                            pre_softmax=args.pre_softmax, max_steps=args.max_steps,
+                            verbose=0 if args.json else 1)
     target = None if args.target == "top" else int(args.target)
     measures = explainer.explain(inputs, target=target)
     images = inputs if kind == "image" else None
@@ -161,7 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--layer", action="append", required=True,
                      help="layer to explain (repeat for several)")
     rep.add_argument("--inputs", required=True,
-                     help=".npy array, image file, folder of images, or .txt (one sentence per line)")
+                     help=".npy array, .npz with one array per named model input, image file, "
+                          "folder of images, or .txt (one sentence per line)")
+    rep.add_argument("--output", default=None,
+                     help="explained output of a multi-output model (name or index)")
     rep.add_argument("--target", default="top", help="class index to explain, or 'top' (default)")
     rep.add_argument("--out", default="conductance-report", help="report folder")
     rep.add_argument("--preprocess", choices=["raw", "unit", "symmetric"], default="raw",
@@ -169,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--start-layer", default=None,
                      help="start the path at this layer (default: the Embedding of a text model)")
     rep.add_argument("--pre-softmax", action="store_true", help="explain the logit, not the softmax")
-    rep.add_argument("--steps", type=int, default=64, help="initial integration steps")
+    rep.add_argument("--n-steps", type=int, default=64,
+                     help="initial integration steps along the path")
     rep.add_argument("--tolerance", type=float, default=0.02,
                      help="completeness tolerance, relative to |F(x) - F(x')|")
     rep.add_argument("--max-steps", type=int, default=1024)

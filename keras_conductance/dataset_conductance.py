@@ -1,8 +1,8 @@
 """Per-filter conductance aggregated over a whole ``tf.data.Dataset``.
 
 ``conductance_over_dataset`` streams batches through one compiled step that
-integrates along the path *inside the graph* (a ``tf.while_loop`` over chunks
-of path points, each chunk the engine's own compiled step). The step runs per
+integrates along the path *inside the graph* (the engine's in-graph
+``integrate``: a ``tf.while_loop`` over chunks of path points). The step runs per
 replica under ``strategy.run`` and returns only running sums (per filter, per
 label, completeness error), reduced across replicas with
 ``strategy.reduce(SUM)``; the host adds them up in float64. Nothing per
@@ -12,10 +12,8 @@ several workers or a TPU.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import time
-import weakref
 import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
@@ -25,18 +23,20 @@ import tensorflow as tf
 from numpy.typing import ArrayLike
 
 from keras_conductance import quadrature
-from keras_conductance.engine import chunked_rule, points_per_chunk
-from keras_conductance.explainer import CONVERGENCE_WARNING_THRESHOLD, Conductance
-from keras_conductance.functional import _explainer
+from keras_conductance.cache import cached
+from keras_conductance.engine import check_batch_size, check_verbose, points_per_chunk
+from keras_conductance.explainer import (
+    CONVERGENCE_WARNING_THRESHOLD,
+    DEFAULT_BATCH_SIZE,
+    Conductance,
+)
+from keras_conductance.functional import explainer_for
 from keras_conductance.targets import resolve_target
 
 __all__ = ["DatasetConductance", "conductance_over_dataset"]
 
 # verbose="auto" shows a progress bar once a run has taken this long.
 PROGRESS_AFTER_S = 3.0
-# Compiled dataset steps kept per explainer (weakly keyed, LRU beyond this).
-STEP_CACHE_SIZE = 4
-_STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 @dataclasses.dataclass(eq=False)
@@ -118,19 +118,19 @@ class DatasetConductance:
 
 
 def _split_spec(spec):
-    """``(input_spec, label_spec or None)`` of a dataset element."""
-    if isinstance(spec, dict):
-        raise TypeError(
-            "`dataset` yields dicts; conductance_over_dataset needs elements "
-            "`inputs` or `(inputs, labels)` for a single-input model. Map the "
-            "dataset, e.g. `ds.map(lambda d: (d['image'], d['label']))`."
-        )
-    if not isinstance(spec, (tuple, list)):
+    """``(features spec, label spec or None)`` of a dataset element.
+
+    Elements follow Keras' ``fit`` convention: ``features``, ``(features,)``,
+    ``(features, labels)`` or ``(features, labels, sample_weight)``, where
+    ``features`` is a tensor, a tuple/list (one per model input) or a dict
+    keyed by input name.
+    """
+    if not isinstance(spec, tuple):
         return spec, None
     if not 1 <= len(spec) <= 3:
         raise ValueError(
-            "`dataset` elements must be `inputs`, `(inputs,)`, `(inputs, labels)` "
-            f"or `(inputs, labels, sample_weight)`. Received {len(spec)} components."
+            "`dataset` elements must be `features`, `(features,)`, `(features, labels)` "
+            f"or `(features, labels, sample_weight)`. Received {len(spec)} components."
         )
     if len(spec) == 3:
         warnings.warn(
@@ -141,20 +141,23 @@ def _split_spec(spec):
     return spec[0], (spec[1] if len(spec) > 1 else None)
 
 
-def _check_batched(x_spec, explainer: Conductance):
-    if not isinstance(x_spec, tf.TensorSpec):
-        raise TypeError(
-            f"The dataset's inputs must be a single tensor. Received element "
-            f"spec {x_spec!r}."
-        )
-    want = len(explainer._input_spec) + 1
-    if x_spec.shape.rank is not None and x_spec.shape.rank != want:
-        raise ValueError(
-            f"The dataset's inputs have shape {tuple(x_spec.shape)}, but the "
-            f"model takes batches of shape (batch, "
-            f"{', '.join(str(s) for s in explainer._input_spec)}). Batch the "
-            "dataset first, e.g. `dataset.batch(32)`."
-        )
+def _check_batched(x_spec, adapter):
+    """The features' structure and ranks match the model inputs."""
+    leaves = adapter.structure(x_spec, "the dataset's features", convert=False)
+    for i, leaf in enumerate(leaves):
+        want = len(adapter.graph.inputs[i].shape)
+        if not isinstance(leaf, tf.TensorSpec):
+            raise TypeError(
+                f"The dataset's features must be tensors. Received element "
+                f"spec {leaf!r}."
+            )
+        if leaf.shape.rank is not None and leaf.shape.rank != want:
+            shape = ", ".join(str(d) for d in adapter.graph.inputs[i].shape[1:])
+            raise ValueError(
+                f"The dataset's inputs have shape {tuple(leaf.shape)}, but the "
+                f"model takes batches of shape (batch, {shape}). Batch the "
+                "dataset first, e.g. `dataset.batch(32)`."
+            )
 
 
 def _label_slots(label_spec, target, n_outputs: int, num_labels: Optional[int]) -> int:
@@ -225,40 +228,36 @@ class _DatasetStep:
     """Compiled per-replica step: one batch in, running sums out.
 
     Args:
-        explainer: supplies the probe engine, its compiled chunk step, the
-            start head and the integration settings.
+        explainer: supplies the model adapter and the engine.
         rule: the integration rule.
         rows_per_example: path points per chunk ``m`` (rows per call are
             ``per-replica batch x m``).
-        baseline: ``(1, *S)`` float32 start of the path.
+        baselines: per interpolated tensor, ``(1, *S_i)`` float32 start of
+            the path.
         target: None, "label", an int or a callable.
         label_slots: K, room for label ids 0..K-1 (0: no labels).
         one_hot: whether labels come one-hot.
         channel_axis: filter axis of each layer output.
         strategy: the ``tf.distribute`` strategy.
+        const_shapes: per-example shapes of the held-constant inputs.
     """
 
-    def __init__(self, explainer, rule, rows_per_example, baseline, target,
-                 label_slots, one_hot, channel_axis, strategy):
-        engine = explainer._engine
-        self.head = explainer._head
-        self.input_shape = tuple(baseline.shape[1:])
-        self.baseline = tf.constant(baseline)
+    def __init__(self, explainer, rule, rows_per_example, baselines, target,
+                 label_slots, one_hot, channel_axis, strategy, const_shapes):
+        self.adapter = explainer.adapter
+        self.engine = explainer._engine
+        self.rule, self.m = rule, rows_per_example
+        self.baselines = [tf.constant(b) for b in baselines]
         self.target = target
         self.target_fn = target if callable(target) else None
         self.label_slots = label_slots
         self.one_hot = one_hot
         self.channel_axis = channel_axis
         self.strategy = strategy
-        self.layer_shapes = [
-            tuple(s[1:]) for s in
-            engine.probe.compute_output_shape((1,) + self.input_shape)[:-1]
-        ]
+        path_shapes = [tuple(b.shape[1:]) for b in baselines]
+        self.layer_shapes = self.engine.layer_shapes(path_shapes, const_shapes)
         _check_channel_axis(channel_axis, self.layer_shapes)
-        self._chunks = [tf.constant(a) for a in chunked_rule(rule, rows_per_example)]
-        self._step = engine.step_function(self.input_shape, np.float32, self.target_fn,
-                                          rule.derivative)
-        self._forward = engine.forward_function(self.input_shape)
+        self._forward = self.engine.forward_function(path_shapes, const_shapes)
         self._compiled = {}
 
     def compiled(self, element_spec) -> Callable:
@@ -278,29 +277,6 @@ class _DatasetStep:
     def tracing_count(self) -> int:
         return sum(f.experimental_get_tracing_count() for f in self._compiled.values())
 
-    def _integrate(self, x, xb, target):
-        """Path integral for a per-replica batch: conductance and F ends."""
-        alphas, left, right = self._chunks
-        batch = tf.shape(x)[0]
-        zeros = [tf.zeros(tf.concat([[batch], s], 0), tf.float32) for s in self.layer_shapes]
-        # Loop variables: chunk, previous alpha, carried y and g (last point
-        # of the previous chunk), the two accumulators, F(x') and F(x).
-        state = (tf.constant(0), tf.constant(0.0), zeros, zeros, zeros, zeros,
-                 tf.zeros([batch]), tf.zeros([batch]))
-
-        def body(c, prev, carry_y, carry_g, acc_c, acc_i, f0, f1):
-            acc_c, acc_i, carry_y, carry_g, scores = self._step(
-                x, xb, alphas[c], left[c], right[c], prev, target,
-                carry_y, carry_g, acc_c, acc_i,
-            )
-            # Every rule starts at alpha = 0; padding repeats alpha = 1, so
-            # the last column of the last chunk is F at the input.
-            f0 = tf.where(tf.equal(c, 0), scores[:, 0], f0)
-            return c + 1, alphas[c][-1], carry_y, carry_g, acc_c, acc_i, f0, scores[:, -1]
-
-        out = tf.while_loop(lambda c, *_: c < alphas.shape[0], body, state)
-        return out[4], out[6], out[7]
-
     def _per_filter(self, values: tf.Tensor) -> tf.Tensor:
         """``(b, *Y) -> (b, C)``: sum over every axis but batch and channel."""
         rank = values.shape.rank
@@ -309,10 +285,10 @@ class _DatasetStep:
         channel = self.channel_axis % rank
         return tf.reduce_sum(values, axis=[a for a in range(1, rank) if a != channel])
 
-    def _targets(self, x, label_ids):
-        batch = tf.shape(x)[0]
+    def _targets(self, xs, consts, label_ids):
+        batch = tf.shape(xs[0])[0]
         if self.target is None:
-            outputs = self._forward(x)
+            outputs = self._forward(xs, consts)
             flat = tf.reshape(outputs, [batch, -1])
             return tf.argmax(flat, axis=1, output_type=tf.int32)
         if isinstance(self.target, str):
@@ -325,8 +301,9 @@ class _DatasetStep:
         # A replica can get an empty share of the last batch. Skip it: on
         # CPU, TensorFlow's oneDNN fused Conv2D+ReLU fails on empty batches
         # ("input depth must be evenly divisible by filter depth").
+        first = tf.nest.flatten(inputs)[0]
         return tf.cond(
-            tf.shape(inputs)[0] > 0,
+            tf.shape(first)[0] > 0,
             lambda: self._sums(inputs, labels),
             self._zero_sums,
         )
@@ -345,19 +322,19 @@ class _DatasetStep:
         return sums
 
     def _sums(self, inputs, labels=None):
-        x = inputs if self.head is None else self.head(inputs, training=False)
-        x = tf.cast(x, tf.float32)
-        xb = tf.broadcast_to(self.baseline, tf.shape(x))
+        xs, consts = self.adapter.split(self.adapter.structure(inputs, "features", convert=False))
+        xbs = [tf.broadcast_to(b, tf.shape(x)) for b, x in zip(self.baselines, xs)]
         label_ids = None if labels is None else _label_ids(labels, self.one_hot)
         if label_ids is not None:
             # Out-of-range ids would fall out of the sums silently; count
             # them and let the host raise.
             outside = (label_ids < 0) | (label_ids >= self.label_slots)
             label_ids = tf.where(outside, 0, label_ids)
-        target = self._targets(x, label_ids)
-        conductance, f0, f1 = self._integrate(x, xb, target)
+        target = self._targets(xs, consts, label_ids)
+        conductance, f0, f1 = self.engine.integrate(xs, xbs, consts, target, self.rule, self.m,
+                                                    self.target_fn)
         diff = f1 - f0
-        sums = {"count": tf.cast(tf.shape(x)[0], tf.float32),
+        sums = {"count": tf.cast(tf.shape(xs[0])[0], tf.float32),
                 "output_diff": tf.reduce_sum(diff),
                 "abs_output_diff": tf.reduce_sum(tf.abs(diff))}
         for k, values in enumerate(conductance):
@@ -396,10 +373,6 @@ def _check_channel_axis(channel_axis: int, layer_shapes):
 # -- progress ------------------------------------------------------------------
 
 
-def _check_verbose(verbose):
-    if isinstance(verbose, bool) or verbose not in (0, 1, "auto"):
-        raise ValueError(f"`verbose` must be 0, 1 or 'auto'. Received: verbose={verbose!r}.")
-
 
 class _Progress:
     """A Keras Progbar over batches; with verbose="auto" it appears only once
@@ -429,6 +402,11 @@ class _Progress:
 # -- the public function -------------------------------------------------------
 
 
+def _check_batch_size(batch_size) -> int:
+    return check_batch_size(batch_size, "rows, examples x path points, per replica",
+                            DEFAULT_BATCH_SIZE)
+
+
 def _rows_per_example(batch_size: int, per_replica_batch: int, n_points: int) -> int:
     """Path points per chunk so that a call holds about ``batch_size`` rows."""
     return points_per_chunk(n_points, batch_size // max(per_replica_batch, 1))
@@ -451,17 +429,19 @@ def conductance_over_dataset(
     layers: Union[str, Sequence[str]],
     *,
     target: Union[None, int, str, Callable] = None,
-    baselines: Optional[ArrayLike] = None,
+    baselines=None,
+    output: Union[None, int, str] = None,
+    start_layer: Optional[str] = None,
+    interpolate: Optional[Sequence[Union[str, int]]] = None,
     n_steps: int = 50,
     method: str = "trapezoid",
+    batch_size: Optional[int] = None,
+    jit_compile: Union[bool, str] = "auto",
+    pre_softmax: bool = False,
     steps: Optional[int] = None,
     num_labels: Optional[int] = None,
     channel_axis: int = -1,
     strategy: Optional[tf.distribute.Strategy] = None,
-    start_layer: Optional[str] = None,
-    batch_size: Optional[int] = None,
-    jit_compile: Union[bool, str] = "auto",
-    pre_softmax: bool = False,
     verbose: Union[int, str] = "auto",
 ) -> DatasetConductance:
     """Mean per-filter conductance over a dataset, overall and per label.
@@ -472,20 +452,25 @@ def conductance_over_dataset(
     across replicas; the result equals the single-device one.
 
     Args:
-        model: a Functional or Sequential ``keras.Model`` (one input, one
-            output). Under a strategy, build or load it in
+        model: a Functional or Sequential ``keras.Model`` (any inputs and
+            outputs). Under a strategy, build or load it in
             ``strategy.scope()``.
-        dataset: a *batched* ``tf.data.Dataset`` of ``inputs``
-            ``(b, *input_shape)`` or ``(inputs, labels)`` with labels ``(b,)``
-            or ``(b, 1)`` int ids, or one-hot ``(b, K)``. A third element
-            (sample weights) is ignored.
+        dataset: a *batched* ``tf.data.Dataset`` of ``features`` or
+            ``(features, labels)``, as ``model.fit`` takes them: features
+            ``(b, *input_shape)``, or a tuple/dict of them for several
+            inputs; labels ``(b,)`` or ``(b, 1)`` int ids, or one-hot
+            ``(b, K)``. A third element (sample weights) is ignored.
         layers: a layer name or a list of names.
         target: None explains each example's top predicted class; ``"label"``
             its label; an int that class; a callable ``outputs (N, ...) ->
             scores (N,)`` any score.
         baselines: None (zeros; the zero embedding with ``start_layer``) or
             one baseline broadcastable to a single example, ``(*input_shape)``
-            (token ids with ``start_layer``).
+            (token ids with ``start_layer``), or the features' structure.
+        output: the explained output (name or index) of a multi-output model.
+        start_layer: start the path at this layer's output (text models).
+        interpolate: model inputs that move along the path (default: the
+            float inputs); the others are held constant.
         n_steps: steps of the integration rule.
         method: ``"trapezoid"``, ``"left"``, ``"right"`` or
             ``"gauss_legendre"``.
@@ -496,7 +481,6 @@ def conductance_over_dataset(
             channels-last, 1 channels-first).
         strategy: a ``tf.distribute.Strategy``; default the strategy whose
             scope is active (or the default single-device one).
-        start_layer: start the path at this layer's output (text models).
         batch_size: about this many rows (examples x path points) per
             replica per compiled call; default 128. A replica's batch larger
             than this is processed one path point per call.
@@ -520,14 +504,16 @@ def conductance_over_dataset(
             f"{type(dataset).__name__}. For arrays, use `kc.conductance` or "
             "`tf.data.Dataset.from_tensor_slices((x, y)).batch(32)`."
         )
-    _check_verbose(verbose)
+    check_verbose(verbose)
     strategy = strategy or tf.distribute.get_strategy()
-    explainer = _explainer(model, layers, start_layer, batch_size, jit_compile,
-                           pre_softmax, 0)
+    explainer = explainer_for(model, layers, output=output, start_layer=start_layer,
+                              interpolate=interpolate, jit_compile=jit_compile,
+                              pre_softmax=pre_softmax)
+    batch_size = _check_batch_size(batch_size)
     rule = quadrature.make_rule(method, n_steps)
     x_spec, label_spec = _split_spec(dataset.element_spec)
-    _check_batched(x_spec, explainer)
-    n_outputs = int(np.prod(explainer._engine.probe.outputs[-1].shape[1:]))
+    _check_batched(x_spec, explainer.adapter)
+    n_outputs = explainer.adapter.n_outputs
     _check_target(target, n_outputs)
     if target == "label" and label_spec is None:
         raise ValueError(
@@ -540,15 +526,17 @@ def conductance_over_dataset(
         dataset = dataset.take(steps)
 
     first = _first_batch(dataset)
-    raw = first[0] if isinstance(first, (tuple, list)) else first
-    x_first = explainer._prepare_inputs(raw)  # shape, dtype and NaN checks
-    baseline = explainer._prepare_baselines(baselines, np.asarray(raw)[:1], x_first[:1])
+    features = first[0] if isinstance(first, tuple) else first
+    # Shape, dtype and NaN checks on the first batch; the baselines of its
+    # first example start every path.
+    prep = explainer.adapter.prepare(features, baselines)
+    starts = [b[:1] for b in prep.baselines]
     slots = 0 if label_spec is None else _label_slots(label_spec, target, n_outputs, num_labels)
-    per_replica = -(-x_first.shape[0] // strategy.num_replicas_in_sync)
+    per_replica = -(-prep.n // strategy.num_replicas_in_sync)
     step = _cached_step(
-        explainer, rule, _rows_per_example(explainer.batch_size, per_replica, rule.n_points),
-        baseline, target, slots, label_spec is not None and _is_one_hot(label_spec),
-        channel_axis, strategy,
+        explainer, rule, _rows_per_example(batch_size, per_replica, rule.n_points),
+        starts, target, slots, label_spec is not None and _is_one_hot(label_spec),
+        channel_axis, strategy, [c.shape[1:] for c in prep.consts],
     )
     totals = _stream(dataset, step, strategy, verbose)
     return _result(totals, explainer, target, slots, rule, label_spec is not None)
@@ -571,9 +559,20 @@ def _cached_step(explainer: Conductance, rule, m, baseline, *settings) -> _Datas
     return step
 
 
+def _cached_step(explainer: Conductance, rule, m, baselines, *settings) -> _DatasetStep:
+    """The step for these settings, kept with the explainer: repeated calls
+    (e.g. one per class subset) reuse its traces."""
+    key = (rule.method, rule.n_steps, m, tuple(b.tobytes() for b in baselines)) + tuple(
+        id(s) if isinstance(s, tf.distribute.Strategy)
+        else tuple(map(tuple, s)) if isinstance(s, list) else s for s in settings
+    )
+    return cached(explainer, "dataset_step", key,
+                  lambda: _DatasetStep(explainer, rule, m, baselines, *settings))
+
+
 def _as_pair(element):
-    """``(inputs, labels)`` or ``(inputs,)``; sample weights are dropped."""
-    element = tuple(element) if isinstance(element, (tuple, list)) else (element,)
+    """``(features, labels)`` or ``(features,)``; sample weights are dropped."""
+    element = element if isinstance(element, tuple) else (element,)
     return element[:2]
 
 

@@ -1,11 +1,15 @@
 """The numeric core: streamed path gradients for many layers in one pass.
 
-Inputs are tensors and a *probe* model that maps a point on the path to the
-outputs of every requested layer plus the model output. For each chunk of
+Inputs are tensors and a *probe* model (built by ``adapter.py``) that maps a
+point on the path -- one or several interpolated tensors, plus inputs held
+constant at every point -- to the outputs of every requested layer plus the
+explained output. For each chunk of
 path points the compiled step runs one forward and one backward pass, takes
 dF/dy for every requested layer from the same tape, and folds the chunk into
 float32 running sums. Nothing here knows about layer names or Keras
-callbacks; ``explainer.py`` decides what to compute.
+callbacks; ``explainer.py`` decides what to compute. ``PathEngine.run``
+streams chunks from Python (with progress); ``PathEngine.integrate`` is the
+same integration as one in-graph loop, for ``tf.function``/``strategy.run``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import tensorflow as tf
 
 from keras_conductance.quadrature import Rule
 
-__all__ = ["PathSums", "PathEngine", "budget_batch_size", "check_batch_size", "chunked_rule", "points_per_chunk", "resolve_jit", "select_score"]
+__all__ = ["PathSums", "PathEngine", "budget_batch_size", "check_batch_size", "check_tolerance", "check_verbose", "chunked_rule", "points_per_chunk", "resolve_jit", "select_score"]
 
 TargetFn = Callable[[tf.Tensor], tf.Tensor]
 
@@ -96,6 +100,23 @@ def check_batch_size(batch_size, unit: str, default: int) -> int:
     return int(batch_size)
 
 
+def check_tolerance(tolerance):
+    """Validates a ``tolerance`` argument (None or a positive number)."""
+    if tolerance is None:
+        return None
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float, np.floating)) \
+            or not tolerance > 0:
+        raise ValueError(f"`tolerance` must be > 0 or None. Received: tolerance={tolerance!r}.")
+    return float(tolerance)
+
+
+def check_verbose(verbose):
+    """Validates a ``verbose`` argument: 0, 1 or "auto"."""
+    if isinstance(verbose, bool) or verbose not in (0, 1, "auto"):
+        raise ValueError(f"`verbose` must be 0, 1 or 'auto'. Received: verbose={verbose!r}.")
+    return verbose
+
+
 def budget_batch_size(row_shape, budget: int, low: int, high: int) -> int:
     """Rows per call that keep ``rows x prod(row_shape)`` floats near ``budget``."""
     size = int(np.prod(row_shape))
@@ -134,25 +155,40 @@ class PathEngine:
     """Compiled chunk steps over a probe model.
 
     Args:
-        probe: ``keras.Model`` mapping a path point (N, *S) to
-            ``[y_1, ..., y_K, outputs]``.
+        probe: ``keras.Model`` mapping ``[*path tensors (N, *S_i), *held
+            constant inputs (N, *C_j)]`` to ``[y_1, ..., y_K, outputs]``.
+        n_path: how many of the probe's inputs are interpolated (the first).
         jit_compile: whether to compile the step with XLA.
     """
 
-    def __init__(self, probe: keras.Model, jit_compile: bool):
+    def __init__(self, probe: keras.Model, n_path: int, jit_compile: bool):
         self.probe = probe
+        self.n_path = n_path
         self.jit_compile = jit_compile
         self.n_layers = len(probe.outputs) - 1
+        self._dtypes = [t.dtype for t in probe.inputs]
         self._steps = {}
         self._forwards = {}
 
     # -- compiled functions -------------------------------------------------
 
-    def _layer_shapes(self, n_rows: int, input_shape) -> List[tuple]:
-        shapes = self.probe.compute_output_shape((n_rows,) + tuple(input_shape))
-        if self.n_layers == 0:
-            return []
-        return [tuple(s) for s in shapes[: self.n_layers]]
+    def layer_shapes(self, path_shapes, const_shapes) -> List[tuple]:
+        """Per-example shapes of the requested layers for these input shapes."""
+        shapes = list(path_shapes) + list(const_shapes)
+        specs = [keras.KerasTensor((1,) + tuple(s), d) for s, d in zip(shapes, self._dtypes)]
+        out = self.probe.compute_output_spec(specs)
+        return [tuple(o.shape[1:]) for o in out[:-1]]
+
+    def _specs(self, path_shapes, const_shapes):
+        xspec = [tf.TensorSpec((None,) + tuple(s), tf.float32) for s in path_shapes]
+        cspec = [tf.TensorSpec((None,) + tuple(s), d)
+                 for s, d in zip(const_shapes, self._dtypes[self.n_path:])]
+        return xspec, cspec
+
+    def _call(self, rows, consts):
+        """The probe on path rows (float32, cast to its dtypes) and constants."""
+        cast = [tf.cast(r, d) for r, d in zip(rows, self._dtypes)]
+        return self.probe(cast + list(consts), training=False)
 
     @staticmethod
     def _path(x, xb, alphas):
@@ -161,20 +197,18 @@ class PathEngine:
         rows = xb[:, None] + a * (x - xb)[:, None]
         return tf.reshape(rows, tf.concat([[-1], tf.shape(x)[1:]], 0))
 
-    def _gradients(self, rows, target, target_fn, tangents=None):
+    def _gradients(self, rows, consts, target, target_fn, tangents=None):
         """One forward and one backward pass over ``rows`` for all layers."""
-        input_dtype = self.probe.inputs[0].dtype
-        rows_in = tf.cast(rows, input_dtype)
+        rows_in = [tf.cast(r, d) for r, d in zip(rows, self._dtypes)]
         with tf.GradientTape() as tape:
             tape.watch(rows_in)
             if tangents is None:
-                outs = self.probe(rows_in, training=False)
+                outs = self.probe(rows_in + list(consts), training=False)
                 ydots = None
             else:
-                with tf.autodiff.ForwardAccumulator(
-                    rows_in, tf.cast(tangents, input_dtype)
-                ) as acc:
-                    outs = self.probe(rows_in, training=False)
+                primals_t = [tf.cast(t, d) for t, d in zip(tangents, self._dtypes)]
+                with tf.autodiff.ForwardAccumulator(rows_in, primals_t) as acc:
+                    outs = self.probe(rows_in + list(consts), training=False)
                 ydots = [acc.jvp(y) for y in outs[:-1]]
             ys = list(outs[:-1])
             scores = select_score(outs[-1], target, target_fn)
@@ -187,13 +221,15 @@ class PathEngine:
         return ys, grads, ydots, scores
 
     def _step_body(self, target_fn, derivative):
-        def step(x, xb, alphas, left, right, prev_alpha, target, carry_y, carry_g,
-                 acc_c, acc_i):
-            batch, m = tf.shape(x)[0], tf.shape(alphas)[0]
-            rows = self._path(x, xb, alphas)
-            tangents = tf.repeat(x - xb, m, axis=0) if derivative else None
+        def step(xs, xbs, consts, alphas, left, right, prev_alpha, target, carry_y,
+                 carry_g, acc_c, acc_i):
+            batch, m = tf.shape(xs[0])[0], tf.shape(alphas)[0]
+            rows = [self._path(x, xb, alphas) for x, xb in zip(xs, xbs)]
+            tangents = [tf.repeat(x - xb, m, axis=0) for x, xb in zip(xs, xbs)] \
+                if derivative else None
+            const_rows = [tf.repeat(c, m, axis=0) for c in consts]
             ys, gs, ydots, scores = self._gradients(
-                rows, tf.repeat(target, m), target_fn, tangents
+                rows, const_rows, tf.repeat(target, m), target_fn, tangents
             )
 
             def per_point(t):
@@ -230,17 +266,18 @@ class PathEngine:
 
         return step
 
-    def step_function(self, input_shape, dtype, target_fn, derivative):
-        """The compiled chunk step for inputs of shape ``(None, *input_shape)``."""
-        key = (tuple(input_shape), str(dtype), target_fn, derivative)
+    def step_function(self, path_shapes, const_shapes, target_fn, derivative):
+        """The compiled chunk step for these per-example input shapes."""
+        key = (tuple(map(tuple, path_shapes)), tuple(map(tuple, const_shapes)), target_fn,
+               derivative)
         fn = self._steps.get(key)
         if fn is None:
-            layers = self._layer_shapes(1, input_shape)
-            lspec = [tf.TensorSpec((None,) + s[1:], tf.float32) for s in layers]
-            xspec = tf.TensorSpec((None,) + tuple(input_shape), tf.float32)
+            layers = self.layer_shapes(path_shapes, const_shapes)
+            lspec = [tf.TensorSpec((None,) + s, tf.float32) for s in layers]
+            xspec, cspec = self._specs(path_shapes, const_shapes)
             vspec = tf.TensorSpec((None,), tf.float32)
             signature = [
-                xspec, xspec, vspec, vspec, vspec, tf.TensorSpec((), tf.float32),
+                xspec, xspec, cspec, vspec, vspec, vspec, tf.TensorSpec((), tf.float32),
                 tf.TensorSpec((None,), tf.int32), lspec, lspec, lspec, lspec,
             ]
             fn = tf.function(
@@ -252,24 +289,29 @@ class PathEngine:
             self._steps[key] = fn
         return fn
 
-    def forward_function(self, input_shape):
-        """Compiled plain forward pass: model outputs at ``x`` (float32)."""
-        key = tuple(input_shape)
+    def forward_function(self, path_shapes, const_shapes):
+        """Compiled plain forward pass: explained outputs at x (float32)."""
+        key = (tuple(map(tuple, path_shapes)), tuple(map(tuple, const_shapes)))
         fn = self._forwards.get(key)
         if fn is None:
-            dtype = self.probe.inputs[0].dtype
-
-            def forward(x):
-                outs = self.probe(tf.cast(x, dtype), training=False)
-                return tf.cast(outs[-1], tf.float32)
+            def forward(xs, consts):
+                return tf.cast(self._call(xs, consts)[-1], tf.float32)
 
             fn = tf.function(
                 forward,
-                input_signature=[tf.TensorSpec((None,) + tuple(input_shape), tf.float32)],
+                input_signature=list(self._specs(path_shapes, const_shapes)),
                 jit_compile=self.jit_compile,
             )
             self._forwards[key] = fn
         return fn
+
+    def forward(self, xs, consts, rows: int = 256) -> np.ndarray:
+        """Explained outputs at ``xs`` (numpy), ``rows`` examples per call."""
+        fn = self.forward_function([x.shape[1:] for x in xs], [c.shape[1:] for c in consts])
+        n = xs[0].shape[0]
+        return np.concatenate([
+            fn([x[s:s + rows] for x in xs], [c[s:s + rows] for c in consts]).numpy()
+            for s in range(0, n, rows)])
 
     @property
     def tracing_count(self) -> int:
@@ -277,12 +319,54 @@ class PathEngine:
         fns = list(self._steps.values()) + list(self._forwards.values())
         return sum(f.experimental_get_tracing_count() for f in fns)
 
+    # -- in-graph driver -------------------------------------------------------
+
+    def integrate(self, xs, xbs, consts, target, rule: Rule, m: int, target_fn=None):
+        """The whole path integral inside the graph (a ``tf.while_loop``).
+
+        For use inside ``tf.function`` or ``strategy.run``: no Python loop,
+        one compiled chunk step per iteration.
+
+        Args:
+            xs, xbs: lists of float32 ``(b, *S_i)`` path ends and starts.
+            consts: held-constant inputs ``(b, *C_j)``.
+            target: int32 ``(b,)`` output index per example.
+            rule: the integration rule.
+            m: path points per chunk.
+            target_fn: optional callable ``outputs -> (N,)``.
+
+        Returns:
+            ``(conductance per layer (b, *Y), F(x') (b,), F(x) (b,))``.
+        """
+        chunks = [tf.constant(a) for a in chunked_rule(rule, m)]
+        alphas, left, right = chunks
+        path_shapes = [tuple(x.shape[1:]) for x in xs]
+        const_shapes = [tuple(c.shape[1:]) for c in consts]
+        step = self.step_function(path_shapes, const_shapes, target_fn, rule.derivative)
+        batch = tf.shape(xs[0])[0]
+        zeros = [tf.zeros(tf.concat([[batch], s], 0), tf.float32)
+                 for s in self.layer_shapes(path_shapes, const_shapes)]
+        state = (tf.constant(0), tf.constant(0.0), zeros, zeros, zeros, zeros,
+                 tf.zeros([batch]), tf.zeros([batch]))
+
+        def body(c, prev, carry_y, carry_g, acc_c, acc_i, f0, f1):
+            acc_c, acc_i, carry_y, carry_g, scores = step(
+                xs, xbs, consts, alphas[c], left[c], right[c], prev, target,
+                carry_y, carry_g, acc_c, acc_i,
+            )
+            # Every rule starts at alpha = 0; padding repeats alpha = 1, so
+            # the last column of the last chunk is F at the input.
+            f0 = tf.where(tf.equal(c, 0), scores[:, 0], f0)
+            return c + 1, alphas[c][-1], carry_y, carry_g, acc_c, acc_i, f0, scores[:, -1]
+
+        out = tf.while_loop(lambda c, *_: c < alphas.shape[0], body, state)
+        return out[4], out[6], out[7]
+
     # -- streaming driver ----------------------------------------------------
 
     def run(
         self,
-        x: np.ndarray,
-        baselines: np.ndarray,
+        prepared,
         rule: Rule,
         target: np.ndarray,
         target_fn: Optional[TargetFn],
@@ -292,8 +376,8 @@ class PathEngine:
         """Streams the path points of ``rule`` in chunks of <= batch_size rows.
 
         Args:
-            x: float32 ``(B, *S)`` inputs (path ends at alpha = 1).
-            baselines: float32 ``(B, *S)`` (path starts at alpha = 0).
+            prepared: ``adapter.Prepared``: float32 path ends ``xs`` (alpha
+                = 1), ``baselines`` (alpha = 0), held-constant ``consts``.
             rule: the integration rule.
             target: int32 ``(B,)`` output index per example (ignored when
                 ``target_fn`` is given).
@@ -304,21 +388,25 @@ class PathEngine:
         Returns:
             ``PathSums`` for the B examples.
         """
-        n = x.shape[0]
+        n = prepared.n
         group = min(n, batch_size)
         m = points_per_chunk(rule.n_points, max(1, batch_size // group))
         alphas, left, right = chunked_rule(rule, m)
         n_chunks = alphas.shape[0]
-        step = self.step_function(x.shape[1:], x.dtype, target_fn, rule.derivative)
-        shapes = self._layer_shapes(group, x.shape[1:])
+        path_shapes = [x.shape[1:] for x in prepared.xs]
+        const_shapes = [c.shape[1:] for c in prepared.consts]
+        step = self.step_function(path_shapes, const_shapes, target_fn, rule.derivative)
+        shapes = [(group,) + s for s in self.layer_shapes(path_shapes, const_shapes)]
 
         parts = []
         for start in range(0, n, group):
             idx = np.arange(start, min(start + group, n))
             # The last group is padded by repeating its last example.
             idx = np.concatenate([idx, np.full(group - idx.size, idx[-1])])
-            xg = tf.constant(x[idx])
-            bg = tf.constant(baselines[idx])
+            part = prepared.take(idx)
+            xg = [tf.constant(x) for x in part.xs]
+            bg = [tf.constant(b) for b in part.baselines]
+            cg = [tf.constant(c) for c in part.consts]
             tg = tf.constant(target[idx].astype(np.int32))
             zeros = [tf.zeros(s, tf.float32) for s in shapes]
             carry_y, carry_g, acc_c, acc_i = zeros, zeros, zeros, zeros
@@ -326,7 +414,7 @@ class PathEngine:
             scores = []
             for c in range(n_chunks):
                 acc_c, acc_i, carry_y, carry_g, sc = step(
-                    xg, bg, alphas[c], left[c], right[c], prev, tg,
+                    xg, bg, cg, alphas[c], left[c], right[c], prev, tg,
                     carry_y, carry_g, acc_c, acc_i,
                 )
                 prev = tf.constant(alphas[c, -1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import List, Optional, Sequence, Union
 
@@ -9,11 +10,17 @@ import keras
 import numpy as np
 
 from keras_conductance import quadrature
+from keras_conductance.adapter import ModelAdapter, Prepared, as_names
 from keras_conductance.attribution import Attribution, Measures, relative_error
-from keras_conductance.engine import PathEngine, PathSums, check_batch_size, resolve_jit
-from keras_conductance.graph import layer_graph
-from keras_conductance.split import _as_names
-from keras_conductance.targets import Target, output_activation, resolve_target, strip_softmax
+from keras_conductance.engine import (
+    PathEngine,
+    PathSums,
+    check_batch_size,
+    check_tolerance,
+    check_verbose,
+    resolve_jit,
+)
+from keras_conductance.targets import Target, resolve_target
 
 __all__ = ["Conductance", "DEFAULT_BATCH_SIZE", "CONVERGENCE_WARNING_THRESHOLD"]
 
@@ -30,6 +37,8 @@ def _check_batch_size(batch_size) -> int:
     return check_batch_size(batch_size, "rows, examples x path points,", DEFAULT_BATCH_SIZE)
 
 
+
+
 class Conductance:
     """Conductance of hidden units (Dhamdhere et al., Eq. 2-3), reusable.
 
@@ -38,26 +47,31 @@ class Conductance:
     same forward and backward pass over the path points.
 
     Args:
-        model: a Functional or Sequential ``keras.Model`` with one input and
-            one output (models nested in it are looked into).
+        model: a Functional or Sequential ``keras.Model`` with any inputs and
+            outputs (models nested in it are looked into).
         layers: a layer name or a list of names (``"outer/inner"`` for a
             layer of a nested model).
-        n_steps: steps of the integration rule (default 50).
-        method: ``"trapezoid"`` (default, second order), ``"left"``
-            (what Captum computes), ``"right"``, or ``"gauss_legendre"``
-            (exact integrand via forward-mode autodiff; smooth networks).
+        output: the explained output of a model with several (its name or
+            index); ``target`` then indexes within it.
         start_layer: start the path at this layer's output instead of the
-            model input, e.g. the ``Embedding`` of a text model (token ids
+            model inputs, e.g. the ``Embedding`` of a text model (token ids
             cannot be interpolated). The default baseline is then zero.
+        interpolate: the model inputs (names or indices) that move along
+            the path; the others are held constant at every path point.
+            Default: the float inputs (none with ``start_layer``).
+        n_steps: steps of the integration rule (default 50).
+        method: ``"trapezoid"`` (default, second order), ``"left"``,
+            ``"right"``, or ``"gauss_legendre"`` (exact integrand via
+            forward-mode autodiff; smooth networks).
+        tolerance: if set, double ``n_steps`` (on nested grids) for every
+            example whose completeness error of a cut layer exceeds
+            ``tolerance * |F(x) - F(x')|``, up to ``max_steps``.
         batch_size: most rows (examples x path points) per compiled call;
             memory does not grow with ``n_steps``. Default 128.
         jit_compile: True, False, or ``"auto"`` (XLA when a GPU or TPU is
             visible, plain TensorFlow on CPU).
-        pre_softmax: explain the logits of a model that ends in a softmax or
-            sigmoid (see ``strip_softmax``), as the paper does.
-        tolerance: if set, double ``n_steps`` (on nested grids) for every
-            example whose completeness error of a cut layer exceeds
-            ``tolerance * |F(x) - F(x')|``, up to ``max_steps``.
+        pre_softmax: explain the logits of an output that ends in a softmax
+            or sigmoid (see ``strip_softmax``), as the paper does.
         max_steps: upper bound for ``tolerance`` refinement.
         verbose: 0 silent, 1 progress bar, ``"auto"`` a bar for long jobs.
 
@@ -73,161 +87,51 @@ class Conductance:
         model: keras.Model,
         layers: Union[str, Sequence[str]],
         *,
+        output: Union[None, int, str] = None,
+        start_layer: Optional[str] = None,
+        interpolate: Optional[Sequence[Union[str, int]]] = None,
         n_steps: int = 50,
         method: str = "trapezoid",
-        start_layer: Optional[str] = None,
+        tolerance: Optional[float] = None,
         batch_size: Optional[int] = None,
         jit_compile: Union[bool, str] = "auto",
         pre_softmax: bool = False,
-        tolerance: Optional[float] = None,
         max_steps: int = 1024,
         verbose: Union[int, str] = "auto",
     ):
         quadrature.make_rule(method, n_steps)  # validates both
         self.model = model
-        self.layers = _as_names(layers, "layers")
         self.n_steps = n_steps
         self.method = method
-        self.start_layer = start_layer
         self.batch_size = _check_batch_size(batch_size)
         self.jit_compile = resolve_jit(jit_compile)
         self.pre_softmax = pre_softmax
-        self.tolerance = tolerance
+        self.tolerance = check_tolerance(tolerance)
         self.max_steps = max_steps
-        self.verbose = verbose
+        self.verbose = check_verbose(verbose)
         self._warned = set()
-        self._build()
-
-    # -- construction -------------------------------------------------------
-
-    def _build(self):
-        explained = strip_softmax(self.model) if self.pre_softmax else self.model
-        graph = layer_graph(explained)
-        source = graph.model
-        if len(source.inputs) != 1 or len(source.outputs) != 1:
-            raise ValueError(
-                f"Model '{self.model.name}' has {len(source.inputs)} inputs and "
-                f"{len(source.outputs)} outputs; keras_conductance explains "
-                "single-input, single-output models. Wrap the part you want "
-                "to explain in a Functional model with one input and output."
-            )
-        tensors = graph.resolve(self.layers, "layers")
-        self._head = None
-        start = source.inputs[0]
-        if self.start_layer is not None:
-            (start,) = graph.resolve([self.start_layer], "start_layer")
-            graph.check_cut([self.start_layer], what="start layer")
-            self._head = keras.Model(source.inputs[0], start, name="kc_start_head")
-        try:
-            probe = keras.Model(start, tensors + [source.outputs[0]], name="kc_probe")
-        except ValueError as err:
-            raise ValueError(
-                f"Cannot reach layers {self.layers} from start_layer "
-                f"{self.start_layer!r}: every requested layer must come after "
-                f"the start layer. ({err})"
-            ) from None
-        self._graph = graph
-        self._engine = PathEngine(probe, self.jit_compile)
-        self._input_spec = tuple(source.inputs[0].shape[1:])
-        self._input_dtype = source.inputs[0].dtype
-        self.is_cut = {name: graph.is_cut([name]) for name in self.layers}
+        self.adapter = ModelAdapter(model, as_names(layers, "layers"), start_layer=start_layer,
+                                    output=output, interpolate=interpolate,
+                                    pre_softmax=pre_softmax)
+        self.layers = self.adapter.layers
+        self.start_layer = start_layer
+        self._engine = PathEngine(self.adapter.probe, len(self.adapter.path_tensors),
+                                  self.jit_compile)
+        self.is_cut = dict(self.adapter.is_cut)
         rest = [n for n in self.layers if not self.is_cut[n]]
-        self._rest_is_cut = bool(rest) and graph.is_cut(rest)
-        self._squash = None if self.pre_softmax else output_activation(source)
+        self._rest_is_cut = bool(rest) and self.adapter.cut(rest)
+        self._squash = self.adapter.squash
 
     @property
     def tracing_count(self) -> int:
         """How many times the compiled functions were traced (for tests)."""
         return self._engine.tracing_count
 
-    # -- input handling ------------------------------------------------------
-
-    def _embedding_layers(self) -> List[str]:
-        return [
-            n for n in self._graph.order
-            if isinstance(self._graph.tensors[n]._keras_history.operation, keras.layers.Embedding)
-        ]
-
-    def _prepare_inputs(self, inputs) -> np.ndarray:
-        if hasattr(inputs, "element_spec"):
-            raise TypeError(
-                "`inputs` must be an array or tensor of examples, not a "
-                "tf.data.Dataset. Take a batch (e.g. `next(iter(ds))`), or use "
-                "`kc.conductance_over_dataset` for a whole dataset."
-            )
-        x = np.asarray(inputs.numpy() if hasattr(inputs, "numpy") else inputs)
-        textual = x.dtype == object or x.dtype.kind in "SU"
-        if textual and self._head is None:
-            raise TypeError(
-                f"`inputs` must be numeric; received dtype {x.dtype}. For a model "
-                "that takes strings, pass `start_layer=` (e.g. its Embedding)."
-            )
-        spec = self._input_spec
-        if x.ndim != len(spec) + 1 or any(
-            s is not None and s != d for s, d in zip(spec, x.shape[1:])
-        ):
-            raise ValueError(
-                f"`inputs` must have shape (batch, {', '.join(str(s) for s in spec)}) "
-                f"to match the model input. Received shape {x.shape}."
-            )
-        if x.shape[0] == 0:
-            raise ValueError("`inputs` holds no examples (batch size 0).")
-        integer = x.dtype.kind in "iub" or textual
-        if self._head is None:
-            if integer:
-                raise ValueError(
-                    f"`inputs` have integer dtype {x.dtype}: integer ids (e.g. "
-                    "tokens) cannot be interpolated along a path. Pass "
-                    "`start_layer=` to start the path at a layer's output "
-                    f"instead; embedding layers here: {self._embedding_layers()}."
-                )
-            x = x.astype(np.float32)
-            self._check_finite(x, "inputs")
-            return x
-        if not integer:
-            self._check_finite(x, "inputs")
-        return np.asarray(self._head(x, training=False), dtype=np.float32)
-
-    @staticmethod
-    def _check_finite(x: np.ndarray, argument: str):
-        bad = ~np.isfinite(x)
-        if bad.any():
-            raise ValueError(
-                f"`{argument}` contains {int(bad.sum())} NaN or Inf values "
-                f"(first at index {tuple(int(i) for i in np.argwhere(bad)[0])})."
-            )
-
-    def _prepare_baselines(self, baselines, raw_inputs, x: np.ndarray) -> np.ndarray:
-        if baselines is None:
-            return np.zeros_like(x)
-        b = np.asarray(baselines.numpy() if hasattr(baselines, "numpy") else baselines)
-        if self._head is not None and b.dtype.kind in "iu":
-            # Token-id baselines (e.g. all padding) go through the start head.
-            try:
-                b = np.broadcast_to(b, np.shape(raw_inputs))
-            except ValueError:
-                raise ValueError(
-                    f"`baselines` with shape {b.shape} cannot be broadcast to "
-                    f"the inputs' shape {np.shape(raw_inputs)}."
-                ) from None
-            return np.asarray(self._head(np.array(b), training=False), np.float32)
-        try:
-            b = np.broadcast_to(b.astype(np.float32), x.shape)
-        except ValueError:
-            where = "the start layer's output" if self._head is not None else "the inputs"
-            raise ValueError(
-                f"`baselines` with shape {b.shape} cannot be broadcast to "
-                f"{where}, shape {x.shape}."
-            ) from None
-        self._check_finite(b, "baselines")
-        return np.ascontiguousarray(b)
-
     # -- running -------------------------------------------------------------
 
-    def _progress(self, total_rows: int):
-        verbose = self.verbose
+    def _progress(self, total_rows: int, batch_size: int, verbose):
         if verbose == "auto":
-            verbose = 1 if total_rows > 40 * self.batch_size else 0
+            verbose = 1 if total_rows > 40 * batch_size else 0
         if not verbose:
             return None
         bar = keras.utils.Progbar(total_rows, unit_name="path rows")
@@ -239,11 +143,10 @@ class Conductance:
 
         return update
 
-    def _run(self, x, xb, rule, target, target_fn) -> PathSums:
-        total = x.shape[0] * rule.n_points
-        return self._engine.run(
-            x, xb, rule, target, target_fn, self.batch_size, self._progress(total)
-        )
+    def _run(self, prep: Prepared, rule, target, target_fn, batch_size, verbose) -> PathSums:
+        total = prep.n * rule.n_points
+        return self._engine.run(prep, rule, target, target_fn, batch_size,
+                                self._progress(total, batch_size, verbose))
 
     def _convergence_groups(self) -> List[List[str]]:
         """Layer groups whose conductances must add up to F(x) - F(x')."""
@@ -266,7 +169,8 @@ class Conductance:
             worst = np.maximum(worst, relative_error(total - diff, diff))
         return worst
 
-    def _refine(self, x, xb, target, target_fn, method, n_steps, tolerance):
+    def _refine(self, prep: Prepared, target, target_fn, method, n_steps, tolerance,
+                batch_size, verbose):
         """Doubles n_steps for the examples that have not converged."""
         groups = self._convergence_groups()
         if not groups:
@@ -275,15 +179,16 @@ class Conductance:
                 f"F(x) - F(x'), i.e. a cut of the network; none of {self.layers} "
                 "is one, alone or together."
             )
-        sums = self._run(x, xb, quadrature.make_rule(method, n_steps), target, target_fn)
-        used = np.full(x.shape[0], n_steps)
+        run = functools.partial(self._run, batch_size=batch_size, verbose=verbose)
+        sums = run(prep, quadrature.make_rule(method, n_steps), target, target_fn)
+        used = np.full(prep.n, n_steps)
         todo = np.flatnonzero(self._relative_errors(sums, groups) > tolerance)
         steps = n_steps
         while todo.size and steps * 2 <= self.max_steps:
             steps *= 2
             rule = quadrature.make_rule(method, steps)
             sub_target = target[todo]
-            part = self._run(x[todo], xb[todo], rule, sub_target, target_fn)
+            part = run(prep.take(todo), rule, sub_target, target_fn)
             for field in ("conductance", "internal_influence", "activation", "gradient"):
                 for whole, new in zip(getattr(sums, field), getattr(part, field)):
                     whole[todo] = new
@@ -293,7 +198,7 @@ class Conductance:
         if todo.size:
             warnings.warn(
                 f"Conductance did not reach tolerance={tolerance} for {todo.size} "
-                f"of {x.shape[0]} examples within max_steps={self.max_steps} "
+                f"of {prep.n} examples within max_steps={self.max_steps} "
                 f"(method={method!r}). Raise `max_steps`, or check for "
                 "discontinuities along the path.",
                 stacklevel=4,
@@ -302,28 +207,31 @@ class Conductance:
 
     def explain(
         self,
-        inputs: np.ndarray,
+        inputs,
         target: Target = None,
-        baselines: Optional[np.ndarray] = None,
+        baselines=None,
         *,
         n_steps: Optional[int] = None,
         method: Optional[str] = None,
         tolerance: Optional[float] = None,
+        batch_size: Optional[int] = None,
+        verbose: Union[None, int, str] = None,
     ) -> Measures:
         """All four measures from one pass over the path.
 
         Args:
-            inputs: ``(B, *input_shape)`` array or tensor (token ids when
-                ``start_layer`` is set).
+            inputs: ``(B, *input_shape)`` array or tensor, or for a model with
+                several inputs a list (``model.inputs`` order) or a dict keyed
+                by input name (token ids when ``start_layer`` is set).
             target: None (each example's top predicted class), an int, a
-                ``(B,)`` int array, or a callable ``outputs (N, ...) -> (N,)``.
-            baselines: None (zeros; the zero embedding with ``start_layer``)
-                or an array broadcastable to the inputs (with
+                ``(B,)`` int array, or a callable ``outputs (N, ...) -> (N,)``
+                applied to the explained output.
+            baselines: None (zeros; the zero embedding with ``start_layer``),
+                an array broadcastable to the interpolated input (with
                 ``start_layer``: token ids, or vectors broadcastable to the
-                start layer's output).
-            n_steps: overrides the explainer's ``n_steps``.
-            method: overrides the explainer's ``method``.
-            tolerance: overrides the explainer's ``tolerance``.
+                start layer's output), or the inputs' structure.
+            n_steps, method, tolerance, batch_size, verbose: override the
+                explainer's settings for this call.
 
         Returns:
             ``Measures`` with conductance, internal influence,
@@ -331,43 +239,50 @@ class Conductance:
         """
         method = self.method if method is None else method
         n_steps = self.n_steps if n_steps is None else n_steps
-        tolerance = self.tolerance if tolerance is None else tolerance
+        tolerance = self.tolerance if tolerance is None else check_tolerance(tolerance)
+        batch_size = self.batch_size if batch_size is None else _check_batch_size(batch_size)
+        verbose = self.verbose if verbose is None else check_verbose(verbose)
         rule = quadrature.make_rule(method, n_steps)
-        x = self._prepare_inputs(inputs)
-        xb = self._prepare_baselines(baselines, inputs, x)
-        outputs = self._engine.forward_function(x.shape[1:])(x).numpy()
-        target_idx, target_fn = resolve_target(target, outputs, x.shape[0])
+        prep = self.adapter.prepare(inputs, baselines)
+        target_idx, target_fn = self._target(target, prep)
         if tolerance is None:
-            sums = self._run(x, xb, rule, target_idx, target_fn)
-            used = np.full(x.shape[0], n_steps)
+            sums = self._run(prep, rule, target_idx, target_fn, batch_size, verbose)
+            used = np.full(prep.n, n_steps)
             alphas = rule.alphas
         else:
-            if not tolerance > 0:
-                raise ValueError(f"`tolerance` must be > 0. Received: tolerance={tolerance!r}.")
             sums, used, alphas = self._refine(
-                x, xb, target_idx, target_fn, method, n_steps, tolerance
+                prep, target_idx, target_fn, method, n_steps, tolerance, batch_size, verbose
             )
         self._warn(sums, method, n_steps, tolerance)
         return self._measures(sums, target_idx, used, method, alphas)
 
-    def __call__(self, inputs: np.ndarray, target: Target = None,
-                 baselines: Optional[np.ndarray] = None, **overrides) -> Attribution:
-        """Conductance (Eq. 3) per unit; see ``explain`` for the arguments."""
-        return self.explain(inputs, target, baselines, **overrides).conductance
+    def _target(self, target, prep: Prepared):
+        if callable(target):  # no forward pass needed to choose the class
+            return np.full(prep.n, -1, np.int32), target
+        outputs = self._engine.forward(prep.xs, prep.consts)
+        return resolve_target(target, outputs, prep.n)
 
-    def endpoints(self, inputs: np.ndarray, target: Target = None,
-                  baselines: Optional[np.ndarray] = None) -> Measures:
+    def __call__(self, inputs, target: Target = None, baselines=None, *,
+                 n_steps: Optional[int] = None, method: Optional[str] = None,
+                 tolerance: Optional[float] = None, batch_size: Optional[int] = None,
+                 verbose: Union[None, int, str] = None) -> Attribution:
+        """Conductance (Eq. 3) per unit; see ``explain`` for the arguments."""
+        return self.explain(inputs, target, baselines, n_steps=n_steps, method=method,
+                            tolerance=tolerance, batch_size=batch_size,
+                            verbose=verbose).conductance
+
+    def endpoints(self, inputs, target: Target = None, baselines=None, *,
+                  batch_size: Optional[int] = None) -> Measures:
         """Activation and gradient x activation only (no integration).
 
         Costs two path points (x' and x) instead of n_steps + 1; the
         conductance and internal influence fields of the result are zero.
         """
-        x = self._prepare_inputs(inputs)
-        xb = self._prepare_baselines(baselines, inputs, x)
-        outputs = self._engine.forward_function(x.shape[1:])(x).numpy()
-        target_idx, target_fn = resolve_target(target, outputs, x.shape[0])
-        sums = self._run(x, xb, _ENDPOINTS, target_idx, target_fn)
-        return self._measures(sums, target_idx, np.zeros(x.shape[0], int), "endpoints",
+        batch_size = self.batch_size if batch_size is None else _check_batch_size(batch_size)
+        prep = self.adapter.prepare(inputs, baselines)
+        target_idx, target_fn = self._target(target, prep)
+        sums = self._run(prep, _ENDPOINTS, target_idx, target_fn, batch_size, 0)
+        return self._measures(sums, target_idx, np.zeros(prep.n, int), "endpoints",
                               _ENDPOINTS.alphas)
 
     # -- results -------------------------------------------------------------

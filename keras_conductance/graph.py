@@ -17,7 +17,15 @@ from typing import Dict, List, Sequence
 
 import keras
 
-__all__ = ["LayerGraph", "layer_graph"]
+__all__ = ["LayerGraph", "layer_graph", "producer"]
+
+
+def producer(tensor):
+    """``(layer, its first input tensor or None)`` for a symbolic tensor."""
+    history = tensor._keras_history
+    op = history.operation
+    node = op._inbound_nodes[history.node_index]
+    return op, (node.input_tensors[0] if node.input_tensors else None)
 
 
 def _is_graph_model(model) -> bool:
@@ -78,9 +86,42 @@ class LayerGraph:
     model: keras.Model
     tensors: Dict[str, keras.KerasTensor]
     order: List[str]
+    input_names: List[str] = dataclasses.field(default_factory=list)
+    output_names: List[str] = dataclasses.field(default_factory=list)
 
     def names(self) -> List[str]:
         return list(self.order)
+
+    @property
+    def inputs(self) -> List[keras.KerasTensor]:
+        return list(self.model.inputs)
+
+    @property
+    def outputs(self) -> List[keras.KerasTensor]:
+        return list(self.model.outputs)
+
+    def operation_of(self, tensor):
+        """The layer that produced ``tensor``."""
+        return tensor._keras_history.operation
+
+    def consumers(self, tensor) -> list:
+        """Layers that take ``tensor`` (directly) as an input."""
+        target = id(self._node_of(tensor))
+        return [
+            node.operation for node in self._all_nodes()
+            if any(id(p) == target for p in node.parent_nodes)
+        ]
+
+    def input_ancestors(self, tensor) -> List[int]:
+        """Indices (into ``inputs``) of the model inputs upstream of ``tensor``."""
+        seen, queue = set(), collections.deque([self._node_of(tensor)])
+        while queue:
+            node = queue.popleft()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            queue.extend(node.parent_nodes)
+        return [i for i, t in enumerate(self.inputs) if id(self._node_of(t)) in seen]
 
     def resolve(self, names: Sequence[str], argument: str = "layers"):
         """Returns the output tensors of the named layers.
@@ -119,12 +160,13 @@ class LayerGraph:
             nodes.extend(depth_nodes)
         return nodes
 
-    def _reachable_avoiding(self, blocked_ids):
-        """Nodes reachable from the inputs without passing a blocked node."""
+    def _reachable_avoiding(self, blocked_ids, sources=None):
+        """Nodes reachable from ``sources`` (default: every input) without
+        passing a blocked node."""
         children = collections.defaultdict(list)
-        starts = []
+        starts = [] if sources is None else [self._node_of(t) for t in sources]
         for node in self._all_nodes():
-            if node.is_input or not node.parent_nodes:
+            if sources is None and (node.is_input or not node.parent_nodes):
                 starts.append(node)
             for parent in node.parent_nodes:
                 children[id(parent)].append(node)
@@ -159,15 +201,25 @@ class LayerGraph:
                     queue.append(child)
         return out
 
-    def bypasses(self, names: Sequence[str]) -> List[str]:
+    def bypasses(self, names: Sequence[str], sources=None, outputs=None) -> List[str]:
         """Layers where a path that avoids ``names`` rejoins the network.
 
-        Returns an empty list when ``names`` together cut every path from the
-        model inputs to its outputs.
+        Args:
+            names: layer names.
+            sources: tensors the paths start from (default: every model
+                input). Paths from held-constant inputs (a padding mask
+                that enters every transformer block) carry no attribution
+                and do not count.
+            outputs: output tensors the paths end at (default: all).
+
+        Returns:
+            An empty list when ``names`` together cut every path from the
+            sources to the outputs.
         """
         blocked = {id(self._node_of(t)) for t in self.resolve(names)}
-        reach = self._reachable_avoiding(blocked)
-        output_nodes = [self._node_of(t) for t in self.model.outputs]
+        reach = self._reachable_avoiding(blocked, sources)
+        outputs = self.model.outputs if outputs is None else outputs
+        output_nodes = [self._node_of(t) for t in outputs]
         if not any(id(n) in reach for n in output_nodes):
             return []
         downstream = self._descendants(blocked)
@@ -185,8 +237,8 @@ class LayerGraph:
             output_nodes[0].operation.name
         ]
 
-    def is_cut(self, names: Sequence[str]) -> bool:
-        return not self.bypasses(names)
+    def is_cut(self, names: Sequence[str], sources=None, outputs=None) -> bool:
+        return not self.bypasses(names, sources, outputs)
 
     def nearest_cuts(self, name: str, limit: int = 2) -> List[str]:
         """Single layers that are cuts, nearest to ``name`` in graph order."""
@@ -207,9 +259,10 @@ class LayerGraph:
                 break
         return cuts
 
-    def check_cut(self, names: Sequence[str], what: str = "layer") -> None:
+    def check_cut(self, names: Sequence[str], what: str = "layer", sources=None,
+                  outputs=None) -> None:
         """Raises ValueError naming the bypass when ``names`` is not a cut."""
-        bypass = self.bypasses(names)
+        bypass = self.bypasses(names, sources, outputs)
         if not bypass:
             return
         label = names[0] if len(names) == 1 else list(names)
@@ -250,6 +303,8 @@ def _flatten(model):
     counts = collections.Counter()
 
     def record(path, tensor):
+        if not isinstance(tensor, keras.KerasTensor):
+            return  # a nested model with several outputs: its layers are named
         tensors[path] = tensor
         order.append(path)
         counts[path.rsplit("/", 1)[-1]] += 1
@@ -299,6 +354,15 @@ def _flatten(model):
     return flat, tensors, order
 
 
+def _struct_names(struct, flat) -> List[str]:
+    """User-facing names of a model's flat inputs or outputs: the keys of a
+    dict structure (Keras flattens dicts in sorted key order), else the
+    names of the layers that make them."""
+    if isinstance(struct, dict) and len(struct) == len(flat):
+        return sorted(struct)
+    return [t._keras_history.operation.name for t in flat]
+
+
 def layer_graph(model: keras.Model) -> LayerGraph:
     """Builds (and caches on the model) the layer graph of ``model``.
 
@@ -316,12 +380,14 @@ def layer_graph(model: keras.Model) -> LayerGraph:
     if cached is not None:
         return cached
     functional = _functional_of(model)
+    names = (_struct_names(functional._inputs_struct, functional.inputs),
+             _struct_names(functional._outputs_struct, functional.outputs))
     if _has_nested_models(functional):
         flat, tensors, order = _flatten(model)
-        graph = LayerGraph(flat, tensors, order)
+        graph = LayerGraph(flat, tensors, order, *names)
     else:
         tensors, order = _node_names(functional)
-        graph = LayerGraph(functional, tensors, order)
+        graph = LayerGraph(functional, tensors, order, *names)
     # Cache without making Keras track the object as a sub-layer/state.
     object.__setattr__(model, "_kc_layer_graph", graph)
     return graph

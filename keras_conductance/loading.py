@@ -98,6 +98,28 @@ def _read_images(files, model, preprocess: str) -> np.ndarray:
     return PREPROCESSING[preprocess](np.stack(arrays).astype("float32"))
 
 
+def _read_npz(path: pathlib.Path, model):
+    """One array per named model input, as a dict keyed by input name."""
+    from keras_conductance.graph import layer_graph
+
+    names = layer_graph(model).input_names
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (ValueError, OSError) as err:
+        raise LoadError(f"cannot read {path}: {err}") from None
+    if sorted(arrays) != sorted(names):
+        raise LoadError(
+            f"{path} holds the arrays {sorted(arrays)}; the model's inputs are "
+            f"{names}: save one array per input, e.g. np.savez(path, **inputs)")
+    sizes = {len(a) for a in arrays.values()}
+    if len(sizes) != 1:
+        raise LoadError(f"the arrays in {path} hold different numbers of examples: "
+                        f"{ {k: len(a) for k, a in arrays.items()} }")
+    n = sizes.pop()
+    return arrays, [f"{path.name}[{i}]" for i in range(n)], "array"
+
+
 def read_inputs(path, model, preprocess: str = "raw") -> Tuple[np.ndarray, Optional[List[str]], str]:
     """Reads the examples to explain.
 
@@ -137,6 +159,8 @@ def read_inputs(path, model, preprocess: str = "raw") -> Tuple[np.ndarray, Optio
             )
         return np.array(lines, dtype=object)[:, None] if len(model.inputs[0].shape) == 2 \
             else np.array(lines, dtype=object), lines, "text"
+    if suffix == ".npz":
+        return _read_npz(path, model)
     if suffix == ".npy":
         try:
             array = np.load(path, allow_pickle=False)
@@ -154,6 +178,6 @@ def read_inputs(path, model, preprocess: str = "raw") -> Tuple[np.ndarray, Optio
             )
         return array, [f"{path.name}[{i}]" for i in range(len(array))], "array"
     raise LoadError(
-        f"unknown input format {suffix or '(none)'} for {path}: use .npy, an image "
+        f"unknown input format {suffix or '(none)'} for {path}: use .npy, .npz, an image "
         f"({', '.join(IMAGE_SUFFIXES)}), a folder of images, or a .txt file"
     )

@@ -27,8 +27,7 @@ the rest, with the same result:
 
 from __future__ import annotations
 
-import collections
-import weakref
+import warnings
 from typing import Optional, Sequence, Union
 
 import keras
@@ -36,9 +35,16 @@ import numpy as np
 import tensorflow as tf
 
 from keras_conductance import quadrature
-from keras_conductance.engine import budget_batch_size, check_batch_size, select_score
-from keras_conductance.graph import layer_graph
-from keras_conductance.targets import resolve_target, strip_softmax
+from keras_conductance.adapter import ModelAdapter, Prepared
+from keras_conductance.cache import cached
+from keras_conductance.engine import (
+    PathEngine,
+    budget_batch_size,
+    check_batch_size,
+    check_tolerance,
+    select_score,
+)
+from keras_conductance.targets import resolve_target
 
 __all__ = ["MODES", "NeuronConductance", "neuron_conductance", "point_weights"]
 
@@ -48,8 +54,6 @@ MODES = ("auto", "reverse", "forward")
 # Jacobian block they produce under this many floats (64 MB), within limits.
 JACOBIAN_BUDGET = 2 ** 24
 MIN_BATCH, MAX_BATCH = 16, 1024
-_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_CACHE_SIZE = 8
 
 
 def point_weights(rule: quadrature.Rule) -> np.ndarray:
@@ -78,42 +82,30 @@ class NeuronConductance:
     """Reusable Eq. 2 explainer for one layer (compiled step cached).
 
     Args:
-        model: Functional or Sequential ``keras.Model``, one input, one output.
+        model: Functional or Sequential ``keras.Model`` (any inputs/outputs).
         layer: name of the hidden layer whose filters are explained (it need
             not be a cut: Eq. 2 is the flow through it either way).
+        output: the explained output (name or index) of a multi-output model.
         start_layer: start the path at this layer's output (e.g. an
             ``Embedding``); attributions are then per token, summed over the
             start layer's extra axes (the embedding axis).
-        pre_softmax: explain the logits of a softmax/sigmoid model.
+        interpolate: the model inputs that move along the path (default:
+            the float inputs); one map per interpolated tensor.
+        pre_softmax: explain the logits of a softmax/sigmoid output.
         channel_axis: axis of the layer output holding the filters.
     """
 
-    def __init__(self, model: keras.Model, layer: str, *, start_layer: Optional[str] = None,
+    def __init__(self, model: keras.Model, layer: str, *, output=None,
+                 start_layer: Optional[str] = None, interpolate=None,
                  pre_softmax: bool = False, channel_axis: int = -1):
         if not isinstance(layer, str):
             raise TypeError(f"`layer` must be one layer name (str). Received: layer={layer!r}.")
-        explained = strip_softmax(model) if pre_softmax else model
-        graph = layer_graph(explained)
-        source = graph.model
-        if len(source.inputs) != 1 or len(source.outputs) != 1:
-            raise ValueError(
-                f"Model '{model.name}' has {len(source.inputs)} inputs and "
-                f"{len(source.outputs)} outputs; neuron_conductance explains "
-                "single-input, single-output models."
-            )
-        (y,) = graph.resolve([layer], "layer")
-        start, self._head = source.inputs[0], None
-        if start_layer is not None:
-            (start,) = graph.resolve([start_layer], "start_layer")
-            graph.check_cut([start_layer], what="start layer")
-            self._head = keras.Model(source.inputs[0], start, name="kc_neuron_start")
-        try:
-            self._probe = keras.Model(start, [y, source.outputs[0]], name="kc_neuron_probe")
-        except ValueError as err:
-            raise ValueError(
-                f"Cannot reach layer {layer!r} from start_layer {start_layer!r}: "
-                f"the layer must come after the start layer. ({err})"
-            ) from None
+        self.adapter = adapter = ModelAdapter(
+            model, [layer], start_layer=start_layer, output=output, interpolate=interpolate,
+            pre_softmax=pre_softmax, argument="layer")
+        (y,) = adapter.tensors
+        self._probe = adapter.probe
+        self._n_path = len(adapter.path_tensors)
         rank = len(y.shape)
         self.channel_axis = channel_axis % rank if -rank <= channel_axis < rank else None
         if self.channel_axis in (None, 0):
@@ -123,43 +115,47 @@ class NeuronConductance:
             )
         self.layer = layer
         self.n_filters = int(y.shape[self.channel_axis])
-        self._raw_spec = tuple(source.inputs[0].shape[1:])
-        self._path_spec = tuple(start.shape[1:])
         self._sum_axes = [a for a in range(1, rank) if a != self.channel_axis]
-        self._head_to_y = keras.Model(start, y, name="kc_neuron_head")
+        self._head_to_y = adapter.sub_model(adapter.path_tensors + adapter.const_tensors, y,
+                                            "kc_neuron_head")
         # Eq. 2 is reported per group of path features: each feature, or
         # with a start layer each input position (token), summing the start
         # layer's extra axes (the embedding axis).
-        self._group_shape = self._path_spec
+        self._extra = [0] * self._n_path
         if start_layer is not None:
-            self._group_shape = self._raw_spec
-            if tuple(self._path_spec[: len(self._raw_spec)]) != tuple(self._raw_spec):
+            start = tuple(adapter.path_tensors[0].shape[1:])
+            ids = adapter.graph.input_ancestors(adapter.path_tensors[0])
+            raw = tuple(adapter.graph.inputs[ids[0]].shape[1:]) if len(ids) == 1 else None
+            if raw is None or tuple(start[: len(raw)]) != raw:
                 raise ValueError(
-                    f"The start layer {start_layer!r} output {self._path_spec} does not "
-                    f"extend the input shape {self._raw_spec} (e.g. tokens (L,) -> "
+                    f"The start layer {start_layer!r} output {start} does not "
+                    f"extend the input shape {raw} (e.g. tokens (L,) -> "
                     "embeddings (L, E)), so its features cannot be summed per input position."
                 )
+            self._extra[0] = len(start) - len(raw)
         self._steps = {}
-        self._forward_fn = tf.function(
-            lambda z: tf.cast(self._probe(z, training=False)[1], tf.float32),
-            input_signature=[tf.TensorSpec((None,) + self._path_spec, tf.float32)])
+        self._engine = PathEngine(self._probe, self._n_path, jit_compile=False)
 
     # -- compiled pieces ------------------------------------------------------
 
     def _common(self, target_fn):
         """Pieces shared by both modes: the path rows and the weighted dF/dy."""
-        probe, dtype = self._probe, self._probe.inputs[0].dtype
+        probe = self._probe
+        dtypes = [t.dtype for t in probe.inputs[: self._n_path]]
 
-        def rows_of(x, xb, alphas):
-            a = tf.reshape(alphas, [1, -1] + [1] * (x.shape.rank - 1))
-            rows = xb[:, None] + a * (x - xb)[:, None]
-            return tf.cast(tf.reshape(rows, tf.concat([[-1], tf.shape(x)[1:]], 0)), dtype)
+        def rows_of(xs, xbs, alphas):
+            rows = []
+            for x, xb, dtype in zip(xs, xbs, dtypes):
+                a = tf.reshape(alphas, [1, -1] + [1] * (x.shape.rank - 1))
+                r = xb[:, None] + a * (x - xb)[:, None]
+                rows.append(tf.cast(tf.reshape(r, tf.concat([[-1], tf.shape(x)[1:]], 0)), dtype))
+            return rows
 
-        def weighted_gradient(rows, weights, target, m):
+        def weighted_gradient(rows, consts, weights, target, m):
             """dF/dy times each row's quadrature weight, and the scores."""
             with tf.GradientTape() as tape:
                 tape.watch(rows)
-                y, out = probe(rows, training=False)
+                y, out = probe(rows + consts, training=False)
                 scores = select_score(out, tf.repeat(target, m), target_fn)
                 # Rows are independent: the gradient of the weighted sum is
                 # each row's own dF/dy times its weight.
@@ -174,14 +170,15 @@ class NeuronConductance:
         probe, sum_axes = self._probe, self._sum_axes
         rows_of, _ = self._common(target_fn)
 
-        def step(x, xb, alphas, weights, target, filters):
-            g_n, m = tf.shape(x)[0], tf.shape(alphas)[0]
-            rows = rows_of(x, xb, alphas)
-            with tf.GradientTape() as outer:
+        def step(xs, xbs, consts, alphas, weights, target, filters):
+            g_n, m = tf.shape(xs[0])[0], tf.shape(alphas)[0]
+            rows = rows_of(xs, xbs, alphas)
+            const_rows = [tf.repeat(c, m, axis=0) for c in consts]
+            with tf.GradientTape(persistent=len(rows) > 1) as outer:
                 outer.watch(rows)
                 with tf.GradientTape() as inner:
                     inner.watch(rows)
-                    y, out = probe(rows, training=False)
+                    y, out = probe(rows + const_rows, training=False)
                     scores = select_score(out, tf.repeat(target, m), target_fn)
                     total = tf.reduce_sum(scores * tf.tile(weights, [g_n]))
                 with outer.stop_recording():
@@ -191,27 +188,31 @@ class NeuronConductance:
                 # row is the VJP with the masked cotangent.
                 s = tf.cast(g * y, tf.float32)
                 s = tf.reduce_sum(s, axis=sum_axes) if sum_axes else s
-                s = tf.gather(s, filters, axis=1)
-            jac = tf.cast(outer.batch_jacobian(s, rows, experimental_use_pfor=True), tf.float32)
-            shape = tf.concat([[g_n, m], tf.shape(jac)[1:]], 0)
-            return tf.reduce_sum(tf.reshape(jac, shape), axis=1)
+                s = tf.gather(s, tf.repeat(filters, m, axis=0), axis=1, batch_dims=1)
+            sums = []
+            for r in rows:
+                jac = tf.cast(outer.batch_jacobian(s, r, experimental_use_pfor=True), tf.float32)
+                shape = tf.concat([[g_n, m], tf.shape(jac)[1:]], 0)
+                sums.append(tf.reduce_sum(tf.reshape(jac, shape), axis=1))
+            return sums
 
-        spec = tf.TensorSpec((None,) + self._path_spec, tf.float32)
-        vec, ints = tf.TensorSpec((None,), tf.float32), tf.TensorSpec((None,), tf.int32)
-        return tf.function(step, input_signature=[spec, spec, vec, vec, ints, ints])
+        return step
 
     def _forward_step(self, target_fn):
         """One JVP per (row, input group): every filter from the same JVPs."""
         head, sum_axes = self._head_to_y, [a + 1 for a in self._sum_axes]
         rows_of, weighted_gradient = self._common(target_fn)
         dtype = head.inputs[0].dtype
-        group_shape, n_extra = self._group_shape, len(self._path_spec) - len(self._group_shape)
-        n_groups = int(np.prod(group_shape))
+        n_extra = self._extra[0]
 
-        def step(x, xb, alphas, weights, target, filters, groups):
+        def step(xs, xbs, consts, alphas, weights, target, filters, groups):
+            (x,), (xb,) = xs, xbs
+            group_shape = x.shape[1:len(x.shape) - n_extra]
+            n_groups = int(np.prod(group_shape))
             g_n, m, k = tf.shape(x)[0], tf.shape(alphas)[0], tf.shape(groups)[1]
-            rows = rows_of(x, xb, alphas)
-            _, g, _ = weighted_gradient(rows, weights, target, m)
+            (rows,) = rows_of(xs, xbs, alphas)
+            const_rows = [tf.repeat(c, m, axis=0) for c in consts]
+            _, g, _ = weighted_gradient([rows], const_rows, weights, target, m)
             # Tangent of group j: (x - x') on the group's features, else 0
             # (index -1 pads the groups of a chunk with zero tangents).
             onehot = tf.one_hot(groups, n_groups)
@@ -222,77 +223,52 @@ class NeuronConductance:
             rows_t = tf.reshape(tf.broadcast_to(tf.reshape(rows, tf.concat(
                 [[g_n, m, 1], tf.shape(x)[1:]], 0)), full), flat)
             tangents = tf.reshape(tf.broadcast_to(tangents[:, None], full), flat)
+            consts_t = [tf.repeat(c, m * k, axis=0) for c in consts]
             with tf.autodiff.ForwardAccumulator(rows_t, tangents) as acc:
-                y_t = head(rows_t, training=False)
+                y_t = head([rows_t] + consts_t, training=False)
             jvp = tf.reshape(tf.cast(acc.jvp(y_t), tf.float32),
                              tf.concat([[g_n * m, k], tf.shape(y_t)[1:]], 0))
             s = tf.cast(g, tf.float32)[:, None] * jvp
             s = tf.reduce_sum(s, axis=sum_axes) if sum_axes else s
-            s = tf.gather(s, filters, axis=2)  # (rows, k, F)
+            s = tf.gather(s, tf.repeat(filters, m, axis=0), axis=2, batch_dims=1)  # (rows, k, F)
             s = tf.reduce_sum(tf.reshape(s, [g_n, m, k, -1]), axis=1)
             return tf.transpose(s, [0, 2, 1])  # (examples, F, k)
 
-        spec = tf.TensorSpec((None,) + self._path_spec, tf.float32)
-        vec, ints = tf.TensorSpec((None,), tf.float32), tf.TensorSpec((None,), tf.int32)
-        return tf.function(step, input_signature=[
-            spec, spec, vec, vec, ints, ints, tf.TensorSpec((None, None), tf.int32)])
+        return step
 
-    def _step_fn(self, target_fn, mode):
-        key = (target_fn, mode)
+    def _step_fn(self, target_fn, mode, prep: Prepared):
+        """The compiled step for these input shapes (one trace each)."""
+        shapes = tuple(x.shape[1:] for x in prep.xs)
+        consts = tuple((c.shape[1:], c.dtype) for c in prep.consts)
+        key = (target_fn, mode, shapes, consts)
         if key not in self._steps:
             build = self._forward_step if mode == "forward" else self._reverse_step
-            self._steps[key] = build(target_fn)
+            vec, ints = tf.TensorSpec((None,), tf.float32), tf.TensorSpec((None,), tf.int32)
+            xspec = [tf.TensorSpec((None,) + s, tf.float32) for s in shapes]
+            cspec = [tf.TensorSpec((None,) + s, d) for s, d in consts]
+            matrix = tf.TensorSpec((None, None), tf.int32)
+            signature = [xspec, xspec, cspec, vec, vec, ints, matrix]
+            if mode == "forward":
+                signature.append(matrix)
+            self._steps[key] = tf.function(build(target_fn), input_signature=signature)
         return self._steps[key]
 
-    def _forward(self, z: np.ndarray) -> np.ndarray:
-        return np.concatenate([self._forward_fn(z[i:i + 256]).numpy()
-                               for i in range(0, len(z), 256)])
 
     # -- inputs ----------------------------------------------------------------
 
-    def _path_inputs(self, inputs, baselines):
-        x = np.asarray(inputs.numpy() if hasattr(inputs, "numpy") else inputs)
-        spec = self._raw_spec
-        if x.ndim != len(spec) + 1 or any(s is not None and s != d for s, d in zip(spec, x.shape[1:])):
-            raise ValueError(
-                f"`inputs` must have shape (batch, {', '.join(str(s) for s in spec)}) "
-                f"to match the model input. Received shape {x.shape}."
-            )
-        if x.shape[0] == 0:
-            raise ValueError("`inputs` holds no examples (batch size 0).")
-        if self._head is None and x.dtype.kind in "iub":
-            raise ValueError(
-                f"`inputs` have integer dtype {x.dtype}: token ids cannot be "
-                "interpolated. Pass `start_layer=` (e.g. the Embedding layer)."
-            )
-        z = x.astype(np.float32) if self._head is None else np.asarray(self._head(x), np.float32)
-        if not np.all(np.isfinite(z)):
-            raise ValueError("`inputs` contains NaN or Inf values.")
-        if baselines is None:
-            zb = np.zeros_like(z)
-        else:
-            b = np.asarray(baselines.numpy() if hasattr(baselines, "numpy") else baselines)
-            if self._head is not None and b.dtype.kind in "iu":
-                b = np.asarray(self._head(np.broadcast_to(b, x.shape).copy()), np.float32)
-            try:
-                zb = np.ascontiguousarray(np.broadcast_to(b.astype(np.float32), z.shape))
-            except ValueError:
-                raise ValueError(
-                    f"`baselines` with shape {b.shape} cannot be broadcast to the "
-                    f"path's start, shape {z.shape}."
-                ) from None
-            if not np.all(np.isfinite(zb)):
-                raise ValueError("`baselines` contains NaN or Inf values.")
-        return z, zb
-
-    def _filters(self, filters) -> np.ndarray:
+    def _filters(self, filters, n: int) -> np.ndarray:
+        """``(B, k)`` int32 filter indices per example."""
         if filters is None:
-            return np.arange(self.n_filters, dtype=np.int32)
-        f = np.atleast_1d(np.asarray(filters))
-        if f.ndim != 1 or f.size == 0 or f.dtype.kind not in "iu":
+            return np.broadcast_to(np.arange(self.n_filters, dtype=np.int32), (n, self.n_filters))
+        f = np.asarray(filters)
+        if f.ndim == 0:
+            f = f[None]
+        if f.ndim not in (1, 2) or f.size == 0 or f.dtype.kind not in "iu" or \
+                (f.ndim == 2 and f.shape[0] != n):
             raise ValueError(
-                "`filters` must be a non-empty 1-D sequence of int filter "
-                f"indices, or None for all. Received: filters={filters!r}."
+                "`filters` must be a non-empty 1-D sequence of int filter indices, "
+                f"a (B={n}, k) int array per example, or None for all. "
+                f"Received: filters={filters!r}."
             )
         bad = (f < 0) | (f >= self.n_filters)
         if bad.any():
@@ -301,97 +277,138 @@ class NeuronConductance:
                 f"{self.n_filters} filters (valid 0..{self.n_filters - 1}). "
                 f"Received: {f[bad][:10].tolist()}."
             )
-        return f.astype(np.int32)
+        return np.broadcast_to(f, (n, f.shape[-1])).astype(np.int32)
 
     # -- running ---------------------------------------------------------------
 
     def __call__(self, inputs, filters=None, *, target=None, baselines=None,
                  n_steps: int = 50, method: str = "trapezoid",
-                 batch_size: Optional[int] = None, mode: str = "auto") -> np.ndarray:
+                 tolerance: Optional[float] = None, batch_size: Optional[int] = None,
+                 mode: str = "auto", max_steps: int = 1024):
         """Eq. 2 maps; see ``neuron_conductance`` for the arguments."""
         if mode not in MODES:
             raise ValueError(f"Unknown `mode`: {mode!r}. Valid modes: {list(MODES)}.")
+        quadrature.make_rule(method, n_steps)  # validates both
+        tolerance = check_tolerance(tolerance)
+        prep = self.adapter.prepare(inputs, baselines)
+        budget = _check_batch_size(batch_size, prep.xs[0].shape[1:])
+        filt = self._filters(filters, prep.n)
+        if callable(target):
+            target_idx, target_fn = np.full(prep.n, -1, np.int32), target
+        else:
+            target_idx, target_fn = resolve_target(
+                target, self._engine.forward(prep.xs, prep.consts), prep.n)
+        if len(prep.xs) > 1 or mode == "auto":
+            moved = self._moved(prep)
+            mode = "forward" if len(prep.xs) == 1 and \
+                moved.sum(axis=1).max() <= filt.shape[1] else "reverse"
+        args = (prep, target_idx, target_fn, filt, budget, mode, method)
+        maps = self._maps(*args, n_steps)
+        if tolerance is not None:
+            maps = self._refine(maps, args, n_steps, tolerance, max_steps)
+        return maps[0] if len(maps) == 1 else dict(zip(self.adapter.path_names, maps))
+
+    def _moved(self, prep: Prepared) -> np.ndarray:
+        """Input groups (features, or tokens with a start layer) that differ
+        from the baseline: the others attribute exactly 0."""
+        z, zb = prep.xs[0], prep.baselines[0]
+        n_groups = int(np.prod(z.shape[1:z.ndim - self._extra[0]]))
+        return (z != zb).reshape(len(z), n_groups, -1).any(axis=2)
+
+    def _maps(self, prep, target, target_fn, filt, budget, mode, method, n_steps):
         rule = quadrature.make_rule(method, n_steps)
-        budget = _check_batch_size(batch_size, self._path_spec)
-        filt = self._filters(filters)
-        z, zb = self._path_inputs(inputs, baselines)
-        target_idx, target_fn = resolve_target(target, self._forward(z), z.shape[0])
         weights = point_weights(rule)
         keep = np.flatnonzero(weights != 0)
         alphas, weights = rule.alphas[keep].astype(np.float32), weights[keep].astype(np.float32)
-        # Input groups (features, or tokens with a start layer) that differ
-        # from the baseline: the others attribute exactly 0.
-        moved = (z != zb).reshape(len(z), int(np.prod(self._group_shape)), -1).any(axis=2)
-        if mode == "auto":
-            mode = "forward" if moved.sum(axis=1).max() <= filt.size else "reverse"
-        run = self._run_forward if mode == "forward" else self._run_reverse
-        maps = run(z, zb, alphas, weights, target_idx, target_fn, filt, budget, moved)
-        return maps.reshape((len(z), filt.size) + self._group_shape)
+        if mode == "forward":
+            return [self._run_forward(prep, alphas, weights, target, target_fn, filt, budget)]
+        return self._run_reverse(prep, alphas, weights, target, target_fn, filt, budget)
 
-    def _run_reverse(self, z, zb, alphas, weights, target, target_fn, filt, budget, moved):
-        step = self._step_fn(target_fn, "reverse")
-        n, n_f = z.shape[0], filt.size
+    def _refine(self, maps, args, n_steps, tolerance, max_steps):
+        """Doubles n_steps for the examples whose maps still change by more
+        than ``tolerance * |F(x) - F(x')|`` (summed per filter)."""
+        prep = args[0]
+        f1 = self._engine.forward(prep.xs, prep.consts)
+        f0 = self._engine.forward(prep.baselines, prep.consts)
+        rows = np.arange(prep.n)
+        scale = np.abs(f1.reshape(prep.n, -1) - f0.reshape(prep.n, -1)).max(axis=1)
+        todo, steps = rows, n_steps
+        while todo.size and steps * 2 <= max_steps:
+            steps *= 2
+            sub = (args[0].take(todo), args[1][todo], args[2], args[3][todo]) + args[4:]
+            finer = self._maps(*sub, steps)
+            change = sum(np.abs(f.reshape(f.shape[0], f.shape[1], -1).sum(axis=2) -
+                                m[todo].reshape(len(todo), f.shape[1], -1).sum(axis=2)).max(axis=1)
+                         for f, m in zip(finer, maps))
+            for m, f in zip(maps, finer):
+                m[todo] = f
+            todo = todo[change > tolerance * scale[todo]]
+        if todo.size:
+            warnings.warn(
+                f"Neuron conductance did not reach tolerance={tolerance} for "
+                f"{todo.size} of {prep.n} examples within max_steps={max_steps}.",
+                stacklevel=4)
+        return maps
+
+    def _run_reverse(self, prep, alphas, weights, target, target_fn, filt, budget):
+        step = self._step_fn(target_fn, "reverse", prep)
+        n, n_f = prep.n, filt.shape[1]
         f_chunk = min(n_f, budget)
         rows = max(1, budget // f_chunk)
         group = min(n, rows)
         m = max(1, min(alphas.size, rows // group))
-        total = np.zeros((n, n_f) + z.shape[1:], np.float32)
+        totals = [np.zeros((n, n_f) + x.shape[1:], np.float32) for x in prep.xs]
         for f0 in range(0, n_f, f_chunk):
-            fs = tf.constant(filt[f0:f0 + f_chunk])
             for b0 in range(0, n, group):
-                sl = slice(b0, min(b0 + group, n))
-                xg, bg, tg = tf.constant(z[sl]), tf.constant(zb[sl]), tf.constant(target[sl])
+                sl = np.arange(b0, min(b0 + group, n))
+                part = prep.take(sl)
+                xg = [tf.constant(x) for x in part.xs]
+                bg = [tf.constant(b) for b in part.baselines]
+                cg = [tf.constant(c) for c in part.consts]
+                tg, fs = tf.constant(target[sl]), tf.constant(filt[sl, f0:f0 + f_chunk])
                 for p0 in range(0, alphas.size, m):
-                    part = step(xg, bg, alphas[p0:p0 + m], weights[p0:p0 + m], tg, fs)
-                    total[sl, f0:f0 + f_chunk] += part.numpy()
-        maps = total * (z - zb)[:, None]
-        # With a start layer, attribute per input position: sum the start
-        # layer's extra axes (the embedding axis of a text model).
-        extra = len(self._path_spec) - len(self._group_shape)
-        return maps.sum(axis=tuple(range(maps.ndim - extra, maps.ndim))) if extra else maps
+                    sums = step(xg, bg, cg, alphas[p0:p0 + m], weights[p0:p0 + m], tg, fs)
+                    for total, value in zip(totals, sums):
+                        total[sl, f0:f0 + f_chunk] += value.numpy()
+        maps = []
+        for total, x, xb, extra in zip(totals, prep.xs, prep.baselines, self._extra):
+            values = total * (x - xb)[:, None]
+            # With a start layer, attribute per input position: sum the start
+            # layer's extra axes (the embedding axis of a text model).
+            maps.append(values.sum(axis=tuple(range(values.ndim - extra, values.ndim)))
+                        if extra else values)
+        return maps
 
-    def _run_forward(self, z, zb, alphas, weights, target, target_fn, filt, budget, moved):
-        step = self._step_fn(target_fn, "forward")
-        n = z.shape[0]
-        maps = np.zeros((n, filt.size, moved.shape[1]), np.float32)
-        fs = tf.constant(filt)
+    def _run_forward(self, prep, alphas, weights, target, target_fn, filt, budget):
+        step = self._step_fn(target_fn, "forward", prep)
+        moved = self._moved(prep)
+        n = prep.n
+        maps = np.zeros((n, filt.shape[1], moved.shape[1]), np.float32)
         k_max = max(int(moved.sum(axis=1).max()), 1)
         rows = max(1, budget // k_max)
         group = min(n, rows)
         m = max(1, min(alphas.size, rows // group))
         for b0 in range(0, n, group):
-            sl = slice(b0, min(b0 + group, n))
+            sl = np.arange(b0, min(b0 + group, n))
             active = [np.flatnonzero(r) for r in moved[sl]]
             k = max(max(a.size for a in active), 1)
             groups = np.full((len(active), k), -1, np.int32)
             for i, a in enumerate(active):
                 groups[i, : a.size] = a
-            xg, bg, tg = tf.constant(z[sl]), tf.constant(zb[sl]), tf.constant(target[sl])
-            part = np.zeros((len(active), filt.size, k), np.float32)
+            part = prep.take(sl)
+            xg = [tf.constant(x) for x in part.xs]
+            bg = [tf.constant(b) for b in part.baselines]
+            cg = [tf.constant(c) for c in part.consts]
+            tg, fs = tf.constant(target[sl]), tf.constant(filt[sl])
+            values = np.zeros((len(active), filt.shape[1], k), np.float32)
             for p0 in range(0, alphas.size, m):
-                part += step(xg, bg, alphas[p0:p0 + m], weights[p0:p0 + m], tg, fs,
-                             tf.constant(groups)).numpy()
+                values += step(xg, bg, cg, alphas[p0:p0 + m], weights[p0:p0 + m], tg, fs,
+                               tf.constant(groups)).numpy()
             for i, a in enumerate(active):
-                maps[b0 + i][:, a] = part[i][:, : a.size]
-        return maps
+                maps[b0 + i][:, a] = values[i][:, : a.size]
+        z = prep.xs[0]
+        return maps.reshape((n, filt.shape[1]) + z.shape[1:z.ndim - self._extra[0]])
 
-
-def _cached(model, layer, start_layer, pre_softmax, channel_axis) -> NeuronConductance:
-    key = (layer, start_layer, bool(pre_softmax), channel_axis)
-    try:
-        per_model = _CACHE.setdefault(model, collections.OrderedDict())
-    except TypeError:
-        per_model = collections.OrderedDict()
-    explainer = per_model.get(key)
-    if explainer is None:
-        explainer = NeuronConductance(model, layer, start_layer=start_layer,
-                                      pre_softmax=pre_softmax, channel_axis=channel_axis)
-        per_model[key] = explainer
-        while len(per_model) > _CACHE_SIZE:
-            per_model.popitem(last=False)
-    else:
-        per_model.move_to_end(key)
-    return explainer
 
 
 def neuron_conductance(
@@ -402,47 +419,63 @@ def neuron_conductance(
     *,
     target=None,
     baselines=None,
+    output: Union[None, int, str] = None,
+    start_layer: Optional[str] = None,
+    interpolate: Optional[Sequence[Union[str, int]]] = None,
     n_steps: int = 50,
     method: str = "trapezoid",
-    start_layer: Optional[str] = None,
+    tolerance: Optional[float] = None,
     batch_size: Optional[int] = None,
     pre_softmax: bool = False,
     channel_axis: int = -1,
     mode: str = "auto",
-) -> np.ndarray:
+):
     """Eq. 2 per filter: each input feature's attribution through each filter.
 
     Summing a filter's map over the input features gives that filter's
     conductance (``attr.per_filter(layer)``) up to quadrature error.
 
     Args:
-        model: Functional or Sequential ``keras.Model``.
-        inputs: ``(B, *input_shape)`` examples (token ids with ``start_layer``).
+        model: Functional or Sequential ``keras.Model`` (any inputs/outputs).
+        inputs: examples in any structure ``kc.conductance`` takes (token
+            ids with ``start_layer``).
         layer: the hidden layer whose filters are explained.
-        filters: filter (channel) indices, or None for all of them.
+        filters: filter (channel) indices ``(k,)``, per-example indices
+            ``(B, k)`` (e.g. each example's top-k), or None for all.
         target: None (top predicted class), int, ``(B,)`` ints, or a callable
             ``outputs (N, ...) -> (N,)``; as ``kc.conductance``.
-        baselines: None (zeros; the zero embedding with ``start_layer``), an
-            array broadcastable to the inputs, or token ids.
-        n_steps, method: the integration rule, as ``kc.conductance``.
+        baselines: as ``kc.conductance``.
+        output: the explained output (name or index) of a multi-output model.
         start_layer: start the path at this layer's output; the maps are then
             per token, summed over the embedding axis.
+        interpolate: the model inputs that move along the path (default:
+            the float inputs).
+        n_steps, method: the integration rule, as ``kc.conductance``.
+        tolerance: double ``n_steps`` for the examples whose per-filter map
+            totals still change by more than ``tolerance * |F(x) - F(x')|``.
         batch_size: most (path rows x filters) vector-Jacobian products per
             compiled call; bounds memory, not the result. Default: as many
             as keep the Jacobian block under 64 MB (16 to 1024; 111 for
             224 x 224 x 3 images, 1024 for a sentence of 56 x 50).
-        pre_softmax: explain the logits of a softmax/sigmoid model.
+        pre_softmax: explain the logits of a softmax/sigmoid output.
         channel_axis: the layer output's filter axis (-1: channels-last).
         mode: ``"reverse"`` (one masked VJP per filter and path point),
             ``"forward"`` (one JVP per input group and path point, e.g. per
             token with ``start_layer``: all filters come from the same
             JVPs), or ``"auto"``: forward when an example has no more input
             groups that differ from the baseline than filters requested.
-            Both give the same maps up to float rounding.
+            Both give the same maps up to float rounding; several
+            interpolated inputs use reverse mode.
 
     Returns:
-        float32 ``(B, len(filters), *input_shape[1:])``.
+        float32 ``(B, k, *input_shape[1:])`` for one interpolated tensor;
+        with several, a dict of such maps keyed by interpolated input name.
     """
-    explainer = _cached(model, layer, start_layer, pre_softmax, channel_axis)
-    return explainer(inputs, filters, target=target, baselines=baselines,
-                     n_steps=n_steps, method=method, batch_size=batch_size, mode=mode)
+    interp = interpolate if interpolate is None or isinstance(interpolate, (str, int)) \
+        else tuple(interpolate)
+    key = (layer, output, start_layer, interp, bool(pre_softmax), channel_axis)
+    explainer = cached(model, "neuron", key, lambda: NeuronConductance(
+        model, layer, output=output, start_layer=start_layer, interpolate=interpolate,
+        pre_softmax=pre_softmax, channel_axis=channel_axis))
+    return explainer(inputs, filters, target=target, baselines=baselines, n_steps=n_steps,
+                     method=method, tolerance=tolerance, batch_size=batch_size, mode=mode)

@@ -7,6 +7,7 @@ from typing import List, Sequence, Union
 
 import keras
 
+from keras_conductance.adapter import as_names
 from keras_conductance.graph import layer_graph
 
 __all__ = ["Split", "split_model"]
@@ -27,17 +28,6 @@ class Split:
     head: keras.Model
     tail: keras.Model
     layers: List[str]
-
-
-def _as_names(layers: Union[str, Sequence[str]], argument: str) -> List[str]:
-    if isinstance(layers, str):
-        return [layers]
-    names = list(layers)
-    if not names:
-        raise ValueError(f"`{argument}` must name at least one layer. Received: {layers!r}.")
-    if len(set(names)) != len(names):
-        raise ValueError(f"`{argument}` names a layer twice. Received: {names}.")
-    return names
 
 
 def split_model(model: keras.Model, layers: Union[str, Sequence[str]]) -> Split:
@@ -65,7 +55,7 @@ def split_model(model: keras.Model, layers: Union[str, Sequence[str]]) -> Split:
             layers that a path bypasses (the message names the bypass and the
             nearest layers that are cuts).
     """
-    names = _as_names(layers, "layers")
+    names = as_names(layers, "layers")
     graph = layer_graph(model)
     tensors = graph.resolve(names)
     graph.check_cut(names)

@@ -7,7 +7,7 @@ from typing import Callable, Optional, Tuple, Union
 import keras
 import numpy as np
 
-__all__ = ["resolve_target", "strip_softmax", "output_activation"]
+__all__ = ["resolve_target", "strip_softmax", "output_activation", "squashing_of", "logits_of"]
 
 Target = Union[None, int, np.ndarray, Callable]
 """None, an int, a per-example int array, or a callable ``outputs -> (N,)``."""
@@ -61,15 +61,21 @@ def _activation_name(fn) -> Optional[str]:
     return name if name in _SQUASHING else None
 
 
-def output_activation(model: keras.Model) -> Optional[str]:
-    """``"softmax"``/``"sigmoid"`` when the model's output is squashed."""
-    if len(model.outputs) != 1:
-        return None
-    history = model.outputs[0]._keras_history
-    op = history.operation
+def squashing_of(tensor) -> Optional[str]:
+    """``"softmax"``/``"sigmoid"`` when the symbolic ``tensor`` is squashed."""
+    from keras_conductance.graph import producer
+
+    op, _ = producer(tensor)
     if isinstance(op, keras.layers.Softmax):
         return "softmax"
     return _activation_name(getattr(op, "activation", None))
+
+
+def output_activation(model: keras.Model) -> Optional[str]:
+    """``"softmax"``/``"sigmoid"`` when the model's (single) output is squashed."""
+    if len(model.outputs) != 1:
+        return None
+    return squashing_of(model.outputs[0])
 
 
 class _WithoutActivation(keras.layers.Layer):
@@ -91,13 +97,36 @@ class _WithoutActivation(keras.layers.Layer):
         return self.inner.compute_output_shape(input_shape)
 
 
+def logits_of(tensor, model_name: str = "model"):
+    """The symbolic pre-softmax (or pre-sigmoid) scores behind ``tensor``.
+
+    Raises:
+        ValueError: the layer making ``tensor`` has no softmax/sigmoid.
+    """
+    from keras_conductance.graph import producer
+
+    op, inner = producer(tensor)
+    if isinstance(op, (keras.layers.Activation, keras.layers.Softmax)) and (
+        isinstance(op, keras.layers.Softmax) or _activation_name(op.activation)
+    ):
+        return inner
+    if _activation_name(getattr(op, "activation", None)):
+        return _WithoutActivation(op)(inner)
+    raise ValueError(
+        f"The output layer '{op.name}' of model '{model_name}' has no "
+        "softmax or sigmoid activation to remove: the model already "
+        "outputs unsquashed scores."
+    )
+
+
 def strip_softmax(model: keras.Model) -> keras.Model:
     """The same network with its final softmax (or sigmoid) removed.
 
     The paper explains the *pre-softmax* score of the top label: a softmax
     output saturates near 1, and attributions of a saturated score say little.
     The returned model shares every weight with ``model`` (training one
-    trains the other) and outputs the logits.
+    trains the other) and outputs the logits. (For a model with several
+    outputs, pass ``pre_softmax=True, output=...`` to the explainers.)
 
     Args:
         model: a Functional or Sequential model whose output layer is an
@@ -119,21 +148,6 @@ def strip_softmax(model: keras.Model) -> keras.Model:
             f"strip_softmax needs a single-output model; '{model.name}' has "
             f"{len(source.outputs)} outputs."
         )
-    history = source.outputs[0]._keras_history
-    op = history.operation
-    node = op._inbound_nodes[history.node_index]
-    inner = node.input_tensors[0] if node.input_tensors else None
-    if isinstance(op, (keras.layers.Activation, keras.layers.Softmax)) and (
-        isinstance(op, keras.layers.Softmax) or _activation_name(op.activation)
-    ):
-        logits = inner
-    elif _activation_name(getattr(op, "activation", None)):
-        logits = _WithoutActivation(op)(inner)
-    else:
-        raise ValueError(
-            f"The output layer '{op.name}' of model '{model.name}' has no "
-            "softmax or sigmoid activation to remove: the model already "
-            "outputs unsquashed scores."
-        )
+    logits = logits_of(source.outputs[0], model.name)
     inputs = source.inputs[0] if len(source.inputs) == 1 else source.inputs
     return keras.Model(inputs, logits, name=f"{model.name}_logits")

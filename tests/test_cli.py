@@ -159,7 +159,7 @@ def test_report_on_token_ids_draws_token_maps(tmp_path):
     tokens = np.random.default_rng(0).integers(1, 50, size=(2, 12)).astype("int32")
     np.save(tmp_path / "t.npy", tokens)
     args = ["report", str(tmp_path / "tokens.keras"), "--layer", "concat", "--inputs",
-            str(tmp_path / "t.npy"), "--out", str(tmp_path / "r"), "--json", "--steps", "16"]
+            str(tmp_path / "t.npy"), "--out", str(tmp_path / "r"), "--json", "--n-steps", "16"]
     assert cli.main(args) == 0  # the Embedding is found as the start layer
     assert (tmp_path / "r" / "concat_token_maps.png").stat().st_size > 5000
     info = json.loads((tmp_path / "r" / "report.json").read_text())

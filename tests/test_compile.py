@@ -3,7 +3,7 @@
 import numpy as np
 
 import keras_conductance as kc
-from keras_conductance import functional
+from keras_conductance import cache, functional
 from models import small_convnet
 
 
@@ -27,15 +27,15 @@ def test_functional_shortcut_reuses_the_cached_explainer(rng):
     model = small_convnet()
     x = rng.normal(size=(2, 8, 8, 2)).astype("float32")
     first = kc.conductance(model, x, "conv2", n_steps=8)
-    (explainer,) = functional._CACHE[model].values()
+    (explainer,) = cache.entries(model, "explainer").values()
     traced = explainer.tracing_count
     second = kc.conductance(model, x, "conv2", n_steps=12, target=0)
     assert explainer.tracing_count == traced
-    assert len(functional._CACHE[model]) == 1
+    assert len(cache.entries(model, "explainer")) == 1
     # internal_influence and measures share the same compiled explainer.
     kc.internal_influence(model, x, "conv2")
     kc.measures(model, x, "conv2")
-    assert len(functional._CACHE[model]) == 1 and explainer.tracing_count == traced
+    assert len(cache.entries(model, "explainer")) == 1 and explainer.tracing_count == traced
     assert first["conv2"].shape == second["conv2"].shape == (2, 4, 4, 5)
 
 
@@ -43,6 +43,12 @@ def test_cache_is_bounded(rng):
     functional.clear_cache()
     model = small_convnet()
     x = rng.normal(size=(1, 8, 8, 2)).astype("float32")
-    for batch_size in range(1, functional.CACHE_SIZE + 4):
-        kc.conductance(model, x, "conv1", n_steps=2, batch_size=batch_size)
-    assert len(functional._CACHE[model]) == functional.CACHE_SIZE
+    # Compile-relevant options (here: the layer sets) make new explainers;
+    # per-call options such as batch_size do not.
+    names = ["conv1", "conv2", "flatten", "dense", "logits"]
+    sets = [[a, b] for i, a in enumerate(names) for b in names[i + 1:]]
+    for layers in sets[: functional.CACHE_SIZE + 3]:
+        kc.conductance(model, x, layers, n_steps=2)
+    for batch_size in (1, 2, 3):
+        kc.conductance(model, x, sets[0], n_steps=2, batch_size=batch_size)
+    assert len(cache.entries(model, "explainer")) == functional.CACHE_SIZE

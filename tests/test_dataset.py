@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import keras_conductance as kc
-from keras_conductance import dataset_conductance as kc_dataset
+from keras_conductance import cache
 from keras_conductance import DatasetConductance, conductance_over_dataset
 
 from models import small_convnet, text_cnn
@@ -151,10 +151,16 @@ def test_second_call_reuses_the_compiled_step(model, examples):
     x, y = examples
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
     conductance_over_dataset(model, ds, LAYERS, n_steps=N_STEPS, verbose=0)
-    traces = {id(s): s.tracing_count for d in kc_dataset._STEPS.values() for s in d.values()}
+    traces = _step_traces(model)
     conductance_over_dataset(model, ds.take(1), LAYERS, n_steps=N_STEPS, verbose=0)
-    again = {id(s): s.tracing_count for d in kc_dataset._STEPS.values() for s in d.values()}
+    again = _step_traces(model)
     assert again == traces
+
+
+def _step_traces(model):
+    """Traces of every compiled dataset step kept for ``model``'s explainers."""
+    return {id(s): s.tracing_count for e in cache.entries(model, "explainer").values()
+            for s in cache.entries(e, "dataset_step").values()}
 
 
 def test_progress_bar_and_verbose_zero(model, examples, capsys):

@@ -15,9 +15,9 @@ import numpy as np
 import tensorflow as tf
 from numpy.typing import ArrayLike
 
+from keras_conductance.adapter import as_names
 from keras_conductance.attribution import Attribution
 from keras_conductance.explainer import Conductance
-from keras_conductance.split import _as_names
 
 __all__ = ["ConductanceCallback"]
 
@@ -64,14 +64,22 @@ class ConductanceCallback(keras.callbacks.Callback):
     | `conductance/<layer>/heatmap`    | image     | filters x examples, red > 0       |
 
     Args:
-        data: the probe set: an array ``(B, *input_shape)``, a tuple
-            ``(inputs, labels)``, or a batched ``tf.data.Dataset`` of inputs or
-            ``(inputs, labels)`` from which ``steps`` batches are taken once.
+        data: the probe set: inputs (an array ``(B, *input_shape)``, or for
+            several model inputs a list or dict of arrays), a tuple
+            ``(inputs, labels)``, or a batched ``tf.data.Dataset`` of inputs
+            or ``(inputs, labels)`` from which ``steps`` batches are taken
+            once. As in ``model.fit``, a tuple is ``(inputs, labels)``: pass
+            several inputs as a list or dict.
         layers: a layer name or a list of names.
         target: None (each example's top predicted class, re-chosen at every
             record), ``"label"`` (the probe labels), an int, a ``(B,)`` int
             array, or a callable ``outputs (N, ...) -> scores (N,)``.
-        baselines: None (zeros) or an array broadcastable to the inputs.
+        baselines: None (zeros) or an array broadcastable to the inputs
+            (or the inputs' structure), as ``kc.conductance``.
+        output: the explained output (name or index) of a multi-output model.
+        start_layer: start the path at this layer's output (text models).
+        interpolate: the model inputs that move along the path (default:
+            the float inputs); the others are held constant.
         n_steps: steps of the integration rule.
         method: ``"trapezoid"``, ``"left"``, ``"right"`` or
             ``"gauss_legendre"``.
@@ -95,7 +103,6 @@ class ConductanceCallback(keras.callbacks.Callback):
             this callback starts the file afresh).
         name: prefix of the ``logs`` keys and TensorBoard tags, and the
             TensorBoard run folder; give each of several callbacks its own.
-        start_layer: start the path at this layer's output (text models).
         batch_size: most rows (examples x path points) per compiled call.
         jit_compile: True, False or ``"auto"``.
         pre_softmax: explain the logits of a softmax/sigmoid model.
@@ -121,7 +128,10 @@ class ConductanceCallback(keras.callbacks.Callback):
         layers: Union[str, Sequence[str]],
         *,
         target: Union[None, int, str, np.ndarray, Callable] = None,
-        baselines: Optional[ArrayLike] = None,
+        baselines=None,
+        output: Union[None, int, str] = None,
+        start_layer: Optional[str] = None,
+        interpolate: Optional[Sequence[Union[str, int]]] = None,
         n_steps: int = 50,
         method: str = "trapezoid",
         on: Union[str, Sequence[str]] = TRIGGERS,
@@ -135,16 +145,17 @@ class ConductanceCallback(keras.callbacks.Callback):
         filename: Optional[str] = None,
         append: bool = False,
         name: str = "conductance",
-        start_layer: Optional[str] = None,
         batch_size: Optional[int] = None,
         jit_compile: Union[bool, str] = "auto",
         pre_softmax: bool = False,
     ):
         super().__init__()
         self.data = data
-        self.layers = _as_names(layers, "layers")
+        self.layers = as_names(layers, "layers")
         self.target = target
         self.baselines = baselines
+        self.output = output
+        self.interpolate = interpolate
         self.n_steps = n_steps
         self.method = method
         self.on = _check_on(on)
@@ -231,9 +242,10 @@ class ConductanceCallback(keras.callbacks.Callback):
     def _get_explainer(self) -> Conductance:
         if self.explainer is None or self.explainer.model is not self.model:
             self.explainer = Conductance(
-                self.model, self.layers, n_steps=self.n_steps, method=self.method,
-                start_layer=self.start_layer, batch_size=self.batch_size,
-                jit_compile=self.jit_compile, pre_softmax=self.pre_softmax, verbose=0,
+                self.model, self.layers, output=self.output, start_layer=self.start_layer,
+                interpolate=self.interpolate, n_steps=self.n_steps, method=self.method,
+                batch_size=self.batch_size, jit_compile=self.jit_compile,
+                pre_softmax=self.pre_softmax, verbose=0,
             )
         return self.explainer
 
@@ -421,28 +433,36 @@ def _csv_field(text: str) -> str:
     return f'"{text}"' if any(c in text for c in ',"\n') else text
 
 
+def _as_numpy(structure):
+    """Arrays (or a list/dict of them) as numpy, structure kept."""
+    return tf.nest.map_structure(np.asarray, structure)
+
+
 def _read_probe(data, steps: int):
-    """Materializes the probe set once: ``(inputs, labels or None)``."""
+    """Materializes the probe set once: ``(inputs, labels or None)``.
+
+    Inputs keep their structure (one array, a list or a dict of arrays).
+    """
     if isinstance(data, tf.data.Dataset):
         xs, ys = [], []
         for element in data.take(steps):
-            x, y, _ = keras.utils.unpack_x_y_sample_weight(
-                tuple(element) if isinstance(element, (tuple, list)) else element
-            )
-            xs.append(np.asarray(x))
+            x, y, _ = keras.utils.unpack_x_y_sample_weight(element)
+            xs.append(_as_numpy(x))
             if y is not None:
                 ys.append(np.asarray(y))
         if not xs:
             raise ValueError("The probe `data` dataset is empty.")
-        return np.concatenate(xs), (_label_ids(np.concatenate(ys)) if ys else None)
-    if isinstance(data, (tuple, list)):
+        inputs = tf.nest.map_structure(lambda *a: np.concatenate(a), *xs)
+        return inputs, (_label_ids(np.concatenate(ys)) if ys else None)
+    if isinstance(data, tuple):
         if len(data) != 2:
             raise ValueError(
-                "A tuple probe `data` must be `(inputs, labels)`. Received a "
-                f"tuple of {len(data)} items."
+                "A tuple probe `data` must be `(inputs, labels)` (as in model.fit; "
+                "pass several inputs as a list or dict). Received a tuple of "
+                f"{len(data)} items."
             )
-        return np.asarray(data[0]), _label_ids(np.asarray(data[1]))
-    return np.asarray(data), None
+        return _as_numpy(data[0]), _label_ids(np.asarray(data[1]))
+    return (_as_numpy(data) if isinstance(data, (list, dict)) else np.asarray(data)), None
 
 
 def _label_ids(labels: np.ndarray) -> np.ndarray:

@@ -1,0 +1,496 @@
+"""The one place that understands a Keras model for attribution.
+
+``ModelAdapter(model, layers, start_layer=, output=, interpolate=,
+pre_softmax=)`` decides what moves along the path and what does not, and
+builds the *probe*: a Keras model from the path point (the interpolated
+tensors) and the held-constant inputs to the requested layer outputs plus
+the explained output. Every entry point (explainer, neuron conductance,
+ablation, datasets, callback, CLI) builds its sub-models here, prepares
+inputs and baselines here, and reads cut analysis from here.
+
+* Inputs come as one array, a list/tuple in ``model.inputs`` order, or a
+  dict keyed by input name, as ``model.predict`` takes them.
+* Interpolated vs held constant: by default float inputs move along the
+  path and integer/bool inputs (token ids, masks, segment ids) stay at
+  their value at every path point. ``interpolate=`` overrides it. With
+  ``start_layer`` the path runs in that layer's output and every model input
+  is held constant (the probe keeps those it still needs, e.g. a padding
+  mask that enters every transformer block).
+* Completeness holds for cuts of the interpolated part: a layer is a cut
+  when every path from the interpolated tensors to the explained output
+  passes it; paths from held-constant inputs carry no attribution.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import List, Optional, Sequence, Union
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_conductance.graph import layer_graph
+from keras_conductance.targets import logits_of, squashing_of
+
+__all__ = ["ModelAdapter", "Prepared", "as_names"]
+
+Output = Union[None, int, str]
+
+
+def as_names(layers, argument: str = "layers") -> List[str]:
+    """A layer name or a list of distinct names, as a list."""
+    if isinstance(layers, str):
+        return [layers]
+    try:
+        names = list(layers)
+    except TypeError:
+        raise TypeError(
+            f"`{argument}` must be a layer name or a list of names. Received: "
+            f"{layers!r} of type {type(layers).__name__}."
+        ) from None
+    if not names:
+        raise ValueError(f"`{argument}` must name at least one layer. Received: {layers!r}.")
+    if len(set(map(repr, names))) != len(names):
+        raise ValueError(f"`{argument}` names a layer twice. Received: {names}.")
+    return names
+
+
+@dataclasses.dataclass
+class Prepared:
+    """Inputs ready for the engine, all numpy, ``B`` examples.
+
+    Attributes:
+        xs: interpolated path ends (alpha = 1), float32 ``(B, *S_i)`` each.
+        baselines: path starts (alpha = 0), float32, shapes as ``xs``.
+        consts: held-constant probe inputs ``(B, *C_j)`` in their own dtype.
+    """
+
+    xs: List[np.ndarray]
+    baselines: List[np.ndarray]
+    consts: List[np.ndarray]
+
+    @property
+    def n(self) -> int:
+        return int(self.xs[0].shape[0])
+
+    def take(self, rows) -> "Prepared":
+        """The examples ``rows`` (an index array)."""
+        return Prepared([x[rows] for x in self.xs], [b[rows] for b in self.baselines],
+                        [c[rows] for c in self.consts])
+
+
+def _numpy(value) -> np.ndarray:
+    return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+
+
+def _check_finite(x: np.ndarray, argument: str):
+    if x.dtype.kind not in "fc":
+        return
+    bad = ~np.isfinite(x)
+    if bad.any():
+        raise ValueError(
+            f"`{argument}` contains {int(bad.sum())} NaN or Inf values "
+            f"(first at index {tuple(int(i) for i in np.argwhere(bad)[0])})."
+        )
+
+
+class ModelAdapter:
+    """A Keras model seen as a path problem: probe, specs, inputs, cuts.
+
+    Args:
+        model: a Functional or Sequential ``keras.Model`` (nested models are
+            looked into), with any structure of inputs and outputs.
+        layers: the requested layer names (may be empty).
+        start_layer: start the path at this layer's output (e.g. the token
+            embedding of a text model).
+        output: the explained output of a model with several: its name (a
+            dict key, or the output layer's name) or index.
+        interpolate: the model inputs (names or indices) that move along the
+            path; default: the float inputs (none with ``start_layer``).
+        pre_softmax: explain the scores before the output's softmax/sigmoid.
+        argument: the name of the ``layers`` argument, for messages.
+        require_path: raise when nothing would be interpolated (False for
+            ablation, which needs no path unless baselines are asked for).
+
+    Attributes:
+        probe: ``keras.Model`` mapping ``[*path tensors, *held-constant
+            inputs]`` to ``[y_1, ..., y_K, explained output]``.
+        layers: the requested layer names.
+        path_names: what is interpolated (the start layer or input names).
+        const_names: the held-constant probe inputs.
+        is_cut: layer -> whether it alone cuts every interpolated path.
+        squash: "softmax"/"sigmoid" when the explained output is squashed.
+    """
+
+    def __init__(self, model: keras.Model, layers: Sequence[str] = (), *,
+                 start_layer: Optional[str] = None, output: Output = None,
+                 interpolate: Optional[Sequence[Union[str, int]]] = None,
+                 pre_softmax: bool = False, argument: str = "layers",
+                 require_path: bool = True):
+        graph = layer_graph(model)
+        self.model, self.graph = model, graph
+        self.layers = [] if not layers else as_names(layers, argument)
+        self.output_index = self._output_index(output)
+        self.output_name = graph.output_names[self.output_index]
+        out = graph.outputs[self.output_index]
+        self.squash = None if pre_softmax else squashing_of(out)
+        explained = logits_of(out, model.name) if pre_softmax else out
+        self._out, self._explained = out, explained
+        self.tensors = graph.resolve(self.layers, argument)
+        self.start_layer = start_layer
+        path, self._interp = self._path_tensors(start_layer, interpolate, require_path)
+        self._const = [i for i in range(len(graph.inputs)) if i not in self._interp]
+        self.path_names = ([start_layer] if start_layer else []) + [
+            graph.input_names[i] for i in self._interp]
+        self.const_names = [graph.input_names[i] for i in self._const]
+        consts = [graph.inputs[i] for i in self._const]
+        try:
+            self.probe = keras.Model(path + consts, self.tensors + [explained], name="kc_probe")
+        except ValueError as err:
+            raise ValueError(
+                f"Cannot reach layers {self.layers} from start_layer "
+                f"{start_layer!r}: every requested layer must come after "
+                f"the start layer. ({err})"
+            ) from None
+        self._head = None
+        if start_layer is not None:
+            self._head = keras.Model(graph.inputs, path[0], name="kc_start_head")
+        self._path = path
+        self.is_cut = {n: self.cut([n]) for n in self.layers}
+
+    # -- construction -----------------------------------------------------------
+
+    def _output_index(self, output: Output) -> int:
+        names = self.graph.output_names
+        if output is None:
+            if len(names) > 1:
+                raise ValueError(
+                    f"Model '{self.model.name}' has {len(names)} outputs: {names}. "
+                    "Pass `output=` (a name or an index) to choose the explained one."
+                )
+            return 0
+        if isinstance(output, (int, np.integer)) and not isinstance(output, bool):
+            if not -len(names) <= output < len(names):
+                raise ValueError(
+                    f"`output` index {output} is out of range: model "
+                    f"'{self.model.name}' has {len(names)} outputs: {names}."
+                )
+            return int(output) % len(names)
+        if isinstance(output, str) and output in names:
+            return names.index(output)
+        close = difflib.get_close_matches(str(output), names, n=2)
+        hint = f" Did you mean {close}?" if close else ""
+        raise ValueError(
+            f"No such output: output={output!r}.{hint} Outputs of model "
+            f"'{self.model.name}' are: {names} (or their indices)."
+        )
+
+    def _input_indices(self, interpolate) -> List[int]:
+        names = self.graph.input_names
+        if isinstance(interpolate, (str, int)):
+            interpolate = [interpolate]
+        found = []
+        for item in interpolate:
+            if isinstance(item, str) and item in names:
+                found.append(names.index(item))
+            elif isinstance(item, (int, np.integer)) and not isinstance(item, bool) \
+                    and -len(names) <= item < len(names):
+                found.append(int(item) % len(names))
+            else:
+                raise ValueError(
+                    f"No such model input in `interpolate`: {item!r}. Inputs of "
+                    f"model '{self.model.name}' are: {names} (or their indices)."
+                )
+        return sorted(set(found))
+
+    def _path_tensors(self, start_layer, interpolate, require_path=True):
+        """The interpolated tensors and the model inputs among them."""
+        graph = self.graph
+        if interpolate is not None:
+            interp = self._input_indices(interpolate)
+        elif start_layer is not None:
+            interp = []
+        else:
+            interp = [i for i, t in enumerate(graph.inputs)
+                      if keras.backend.is_float_dtype(t.dtype)]
+        for i in interp:
+            self._check_not_ids(i)
+        if start_layer is None:
+            if not interp and require_path:
+                raise ValueError(self._integer_message(graph.inputs[0].dtype))
+            return [graph.inputs[i] for i in interp], interp
+        (start,) = graph.resolve([start_layer], "start_layer")
+        upstream = [graph.inputs[i] for i in graph.input_ancestors(start)]
+        graph.check_cut([start_layer], what="start layer", sources=upstream,
+                        outputs=[self._out])
+        return [start] + [graph.inputs[i] for i in interp], interp
+
+    def _check_not_ids(self, index: int):
+        """A float input that feeds an Embedding holds ids stored as floats:
+        interpolating them gives meaningless numbers."""
+        graph = self.graph
+        tensor = graph.inputs[index]
+        users = [op.name for op in graph.consumers(tensor)
+                 if isinstance(op, keras.layers.Embedding)]
+        if users:
+            raise ValueError(
+                f"Input {graph.input_names[index]!r} ({tensor.dtype}) feeds the "
+                f"Embedding {users}: it holds token ids, which cannot be "
+                "interpolated along a path. Pass integer ids and "
+                f"`start_layer=` (e.g. start_layer={users[0]!r}) to start the "
+                "path at the embedding's output."
+            )
+
+    def _embedding_layers(self) -> List[str]:
+        return [n for n in self.graph.order
+                if isinstance(self.graph.operation_of(self.graph.tensors[n]),
+                              keras.layers.Embedding)]
+
+    def _integer_message(self, dtype) -> str:
+        return (
+            f"`inputs` have integer dtype {dtype}: integer ids (e.g. tokens) cannot be "
+            "interpolated along a path. Pass `start_layer=` to start the path "
+            "at a layer's output instead; embedding layers here: "
+            f"{self._embedding_layers()}."
+        )
+
+    # -- cut analysis -------------------------------------------------------------
+
+    def cut(self, names: Sequence[str]) -> bool:
+        """Whether ``names`` together cut every interpolated path to the output."""
+        return self.graph.is_cut(names, sources=self._path or None, outputs=[self._out])
+
+    def check_cut(self, names: Sequence[str], what: str = "layer"):
+        self.graph.check_cut(names, what, sources=self._path or None, outputs=[self._out])
+
+    def sub_model(self, inputs: list, outputs: list, name: str) -> keras.Model:
+        """A model between symbolic tensors of this graph (weights shared)."""
+        return keras.Model(inputs, outputs, name=name)
+
+    @property
+    def path_tensors(self) -> list:
+        return list(self._path)
+
+    @property
+    def const_tensors(self) -> list:
+        return [self.graph.inputs[i] for i in self._const]
+
+    @property
+    def explained(self):
+        """The explained output (logits with ``pre_softmax``), symbolic."""
+        return self._explained
+
+    # -- specs -------------------------------------------------------------------
+
+    @property
+    def n_outputs(self) -> int:
+        """Scores of the explained output per example (``target`` range)."""
+        shape = self.explained.shape[1:]
+        return int(np.prod([d for d in shape if d is not None])) if shape else 1
+
+    # -- inputs --------------------------------------------------------------------
+
+    def _label(self, index: int, argument: str) -> str:
+        if len(self.graph.inputs) == 1:
+            return argument
+        return f"{argument}[{self.graph.input_names[index]!r}]"
+
+    def structure(self, inputs, argument: str = "inputs", partial: bool = False,
+                  convert: bool = True) -> list:
+        """Model-input-ordered list of arrays from any structure.
+
+        Args:
+            inputs: one array, a list/tuple in ``model.inputs`` order, or a
+                dict keyed by input name.
+            argument: the argument's name, for messages.
+            partial: allow missing dict keys (None in the list).
+            convert: turn the leaves into numpy arrays (False: keep them,
+                e.g. tensors inside a ``tf.function`` or ``TensorSpec``s).
+        """
+        names = self.graph.input_names
+        leaf = _numpy if convert else (lambda v: v)
+        if hasattr(inputs, "element_spec"):
+            raise TypeError(
+                f"`{argument}` must be an array or tensor of examples (or a list "
+                "or dict of them), not a tf.data.Dataset. Take a batch (e.g. "
+                "`next(iter(ds))`), or use `kc.conductance_over_dataset` for a "
+                "whole dataset."
+            )
+        if isinstance(inputs, dict):
+            unknown = [k for k in inputs if k not in names]
+            if unknown:
+                raise ValueError(
+                    f"`{argument}` has keys {unknown} that are not inputs of model "
+                    f"'{self.model.name}'. Its inputs are: {names}."
+                )
+            missing = [n for n in names if n not in inputs]
+            if missing and not partial:
+                raise ValueError(
+                    f"`{argument}` lacks the model inputs {missing}. Model "
+                    f"'{self.model.name}' takes: {names}."
+                )
+            return [None if inputs.get(n) is None else leaf(inputs[n]) for n in names]
+        if isinstance(inputs, (list, tuple)) and len(names) > 1:
+            if len(inputs) != len(names):
+                raise ValueError(
+                    f"`{argument}` holds {len(inputs)} arrays, but model "
+                    f"'{self.model.name}' has {len(names)} inputs: {names} (pass "
+                    "them in this order, or as a dict keyed by these names)."
+                )
+            return [None if v is None else leaf(v) for v in inputs]
+        if len(names) > 1:
+            raise ValueError(
+                f"Model '{self.model.name}' has {len(names)} inputs: {names}. Pass "
+                f"`{argument}` as a list in this order or as a dict keyed by "
+                f"these names. Received one array of shape "
+                f"{tuple(getattr(inputs, 'shape', np.shape(inputs)))}."
+            )
+        if isinstance(inputs, (list, tuple)) and len(inputs) == 1 and not convert:
+            return [inputs[0]]
+        return [leaf(inputs)]
+
+    def check_inputs(self, inputs) -> list:
+        """Validated model-ordered numpy inputs from any structure."""
+        arrays = self.structure(inputs, "inputs")
+        self._check_inputs(arrays)
+        return arrays
+
+    def _check_inputs(self, arrays: list) -> int:
+        graph, n = self.graph, None
+        for i, (x, t) in enumerate(zip(arrays, graph.inputs)):
+            label = self._label(i, "inputs")
+            textual = x.dtype == object or x.dtype.kind in "SU"
+            if textual and (self._head is None or i in self._interp):
+                raise TypeError(
+                    f"`{label}` must be numeric; received dtype {x.dtype}. For a model "
+                    "that takes strings, pass `start_layer=` (e.g. its Embedding)."
+                )
+            spec = tuple(t.shape[1:])
+            if x.ndim != len(spec) + 1 or any(
+                    s is not None and s != d for s, d in zip(spec, x.shape[1:])):
+                shown = ", ".join(str(s) for s in spec)
+                raise ValueError(
+                    f"`{label}` must have shape (batch, {shown}) to match the model "
+                    f"input. Received shape {x.shape}."
+                )
+            if n is not None and x.shape[0] != n:
+                raise ValueError(
+                    f"The model inputs hold different numbers of examples: "
+                    f"{dict(zip(graph.input_names, [a.shape[0] for a in arrays]))}."
+                )
+            n = x.shape[0]
+            if i in self._interp and x.dtype.kind in "iub":
+                raise ValueError(self._integer_message(x.dtype))
+            _check_finite(x, label)
+        if n == 0:
+            raise ValueError("`inputs` holds no examples (batch size 0).")
+        return n
+
+    def split(self, arrays: list):
+        """``(path ends, held-constant inputs)`` from model-ordered inputs.
+
+        Works on numpy arrays and on tensors inside a ``tf.function``.
+        """
+        cast = [tf.cast(a, t.dtype) if a is not None else None
+                for a, t in zip(arrays, self.graph.inputs)]
+        xs = []
+        if self._head is not None:
+            xs.append(tf.cast(self._head(cast, training=False), tf.float32))
+        xs += [tf.cast(cast[i], tf.float32) for i in self._interp]
+        return xs, [cast[i] for i in self._const]
+
+    def prepare(self, inputs, baselines=None) -> Prepared:
+        """Validates and converts inputs and baselines.
+
+        Args:
+            inputs: any structure ``model.predict`` accepts.
+            baselines: None (zeros; the zero output of ``start_layer``), an
+                array for the single interpolated tensor (with
+                ``start_layer``: broadcastable to its output, or token ids
+                that go through it), or the inputs' structure (entries of
+                held-constant inputs are ignored; with ``start_layer`` the
+                given entries replace the inputs before the start layer).
+
+        Returns:
+            ``Prepared``.
+        """
+        arrays = self.check_inputs(inputs)
+        xs, consts = self.split(arrays)
+        xs = [np.asarray(x, np.float32) for x in xs]
+        consts = [np.asarray(c) for c in consts]
+        return Prepared(xs, self._baselines(baselines, arrays, xs), consts)
+
+    def _baselines(self, baselines, arrays, xs) -> List[np.ndarray]:
+        if baselines is None:
+            return [np.zeros_like(x) for x in xs]
+        structured = isinstance(baselines, (dict, list, tuple)) and (
+            len(self.graph.inputs) > 1 or isinstance(baselines, dict))
+        if self._head is not None:
+            if structured:
+                given = self.structure(baselines, "baselines", partial=True)
+                merged = [a if g is None else np.broadcast_to(g, a.shape)
+                          for a, g in zip(arrays, given)]
+                return self._baselines_from_raw(merged, xs)
+            b = _numpy(baselines)
+            if b.dtype.kind in "iu":
+                return self._baselines_from_raw(self._ids_baseline(b, arrays), xs)
+            return [self._broadcast(b, xs[0], "the start layer's output")] + [
+                np.zeros_like(x) for x in xs[1:]]
+        if structured:
+            given = self.structure(baselines, "baselines", partial=True)
+            return [np.zeros_like(x) if given[i] is None else
+                    self._broadcast(given[i], x, f"input {self.graph.input_names[i]!r}")
+                    for i, x in zip(self._interp, xs)]
+        if len(xs) > 1:
+            raise ValueError(
+                f"`baselines` must have the inputs' structure: {len(xs)} inputs are "
+                f"interpolated ({self.path_names}). Pass a list or a dict keyed "
+                f"by {self.graph.input_names}. Received one array of shape "
+                f"{np.shape(baselines)}."
+            )
+        where = "the inputs" if len(self.graph.inputs) == 1 else f"input {self.path_names[0]!r}"
+        return [self._broadcast(_numpy(baselines), xs[0], where)]
+
+    def _ids_baseline(self, b: np.ndarray, arrays: list) -> list:
+        """Model inputs with the start layer's id input replaced by ``b``."""
+        upstream = self.graph.input_ancestors(self._path[0])
+        if len(upstream) != 1:
+            raise ValueError(
+                f"Token-id `baselines` are ambiguous: start layer "
+                f"{self.start_layer!r} depends on the inputs "
+                f"{[self.graph.input_names[i] for i in upstream]}. Pass a dict "
+                "keyed by input name."
+            )
+        merged = list(arrays)
+        i = upstream[0]
+        try:
+            merged[i] = np.broadcast_to(b, arrays[i].shape)
+        except ValueError:
+            raise ValueError(
+                f"`baselines` with shape {b.shape} cannot be broadcast to "
+                f"the inputs' shape {arrays[i].shape}."
+            ) from None
+        return merged
+
+    def _baselines_from_raw(self, merged: list, xs) -> List[np.ndarray]:
+        for i, b in enumerate(merged):
+            _check_finite(np.asarray(b), self._label(i, "baselines"))
+        starts, _ = self.split([np.ascontiguousarray(b) for b in merged])
+        return [np.asarray(s, np.float32) for s in starts]
+
+    @staticmethod
+    def _broadcast(b: np.ndarray, x: np.ndarray, where: str) -> np.ndarray:
+        b = np.asarray(b)
+        if b.dtype == object or b.dtype.kind in "SU":
+            raise TypeError(f"`baselines` must be numeric. Received dtype {b.dtype}.")
+        try:
+            out = np.broadcast_to(b.astype(np.float32), x.shape)
+        except ValueError:
+            raise ValueError(
+                f"`baselines` with shape {b.shape} cannot be broadcast to "
+                f"{where}, shape {x.shape}."
+            ) from None
+        _check_finite(out, "baselines")
+        return np.ascontiguousarray(out)
