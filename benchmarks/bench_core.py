@@ -14,6 +14,10 @@ Parts (each prints its own numbers; a summary table comes last):
   jit           d. jit_compile="auto" / the faster of True and False
   completeness  e. |delta| / |F(x) - F(x')| of "trapezoid" vs "left" on a
                    trained conv net (scikit-learn's digits, or synthetic data)
+  bert          f. keras-hub BertTextClassifier (4 layers, hidden 256,
+                   sequence 128, random init) explained from its token
+                   embedding: all 4 transformer_layer_i in one call /
+                   transformer_layer_0 alone (needs keras-hub)
 
 Timing protocol: every timed function is called once first (tracing and
 compilation excluded), then the compared variants run interleaved
@@ -46,19 +50,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-PARTS = ("overhead", "layers", "memory", "jit", "completeness")
+PARTS = ("overhead", "layers", "memory", "jit", "completeness", "bert")
 MIXED = [f"mixed{i}" for i in range(11)]
 
 FULL = dict(
     batch=4, n_steps=50, rounds=5, jit_rounds=3, inception_size=150,
     mobilenet_size=160, mem_steps=(50, 1000), completeness_steps=(20, 50, 100),
     completeness_examples=32, epochs=2, batch_size=None, overhead_from=0,
+    bert=dict(layers=4, hidden=256, heads=4, intermediate=1024, length=128, batch=4),
 )
 QUICK = dict(
     batch=2, n_steps=4, rounds=2, jit_rounds=1, inception_size=75,
     mobilenet_size=32, mem_steps=(4, 40), completeness_steps=(5, 20),
     completeness_examples=8, epochs=1, batch_size=8,
     overhead_from=1,  # part a on MobileNetV2 only (InceptionV3 compiles slowly)
+    bert=dict(layers=2, hidden=32, heads=2, intermediate=64, length=16, batch=2),
 )
 
 
@@ -376,6 +382,51 @@ def bench_layers(cfg, results):
     kc.clear_cache()
 
 
+# -- f. keras-hub BERT, all blocks in one call ------------------------------
+
+
+def bench_bert(cfg, results):
+    import keras
+    import keras_hub
+
+    import keras_conductance as kc
+
+    b, n = cfg["bert"], cfg["n_steps"]
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=30522, num_layers=b["layers"], num_heads=b["heads"],
+        hidden_dim=b["hidden"], intermediate_dim=b["intermediate"],
+        max_sequence_length=b["length"])
+    model = keras_hub.models.BertTextClassifier(backbone, num_classes=2, preprocessor=None)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1000, 30000, size=(b["batch"], b["length"])).astype("int32")
+    mask = np.ones_like(ids)
+    mask[:, b["length"] * 3 // 4:] = 0  # a quarter of padding
+    inputs = {"token_ids": ids * mask, "segment_ids": np.zeros_like(ids), "padding_mask": mask}
+    layers = [f"transformer_layer_{i}" for i in range(b["layers"])]
+    print(f"\n[f] BertTextClassifier {b}: {len(layers)} blocks in one call vs "
+          f"transformer_layer_0 alone, n_steps={n}, start_layer='token_embedding'", flush=True)
+
+    def call(names):
+        return lambda: kc.conductance(model, inputs, names, target=1, n_steps=n,
+                                      start_layer="token_embedding", jit_compile=False,
+                                      batch_size=cfg["batch_size"], verbose=0)
+
+    med, times, cpu = interleaved({"all": call(layers), "first": call(layers[0])},
+                                  cfg["rounds"], "f")
+    ratio = med["all"] / med["first"]
+    rr = round_ratio(times, "all", "first")
+    cr = cpu["all"] / cpu["first"]
+    attr = call(layers)()
+    worst = max(float(np.abs(attr.relative_delta([name])).max()) for name in layers)
+    print(f"  [f] all / first = {ratio:.3f} (goal <= 1.15; median of per-round ratios "
+          f"{rr:.3f}; CPU time {cr:.3f}); {len(layers)} separate calls ~ "
+          f"{len(layers) * med['first']:.2f} s; worst completeness error {worst:.2%}")
+    results["f"] = dict(config=b, medians=med, cpu_medians=cpu, ratio=ratio, round_ratio=rr,
+                        cpu_ratio=cr, n_layers=len(layers), worst_delta=worst)
+    kc.clear_cache()
+
+
 # -- c. memory vs n_steps ----------------------------------------------------
 
 
@@ -611,6 +662,15 @@ def summary(cfg, results):
                          "left vs trapezoid (median; max)",
                          f"left {lm:.1e}; {lx:.1e} -- trapezoid {tm:.1e}; {tx:.1e}",
                          "n/a", "trapezoid < left", "pass" if tm < lm and tx < lx else "FAIL"))
+    r = results.get("f")
+    if r:
+        m, c = r["medians"], r["config"]
+        rows.append((f"f. BERT classifier ({c['layers']} layers, hidden {c['hidden']}, "
+                     f"sequence {c['length']}, B={c['batch']}), all {r['n_layers']} "
+                     "transformer_layer_i in one call / the first alone",
+                     f"{m['all']:.2f} s / {m['first']:.2f} s = **{r['ratio']:.2f}** "
+                     f"(worst completeness error {r['worst_delta']:.2%})",
+                     f"{r['cpu_ratio']:.2f}", "<= 1.15", verdict(r["ratio"], 1.15)))
     if cfg.get("quick"):
         print("\n(--quick: tiny inputs, where fixed per-call costs dominate; the "
               "ratios below are a smoke test, not measurements)")
@@ -674,6 +734,8 @@ def main(argv=None):
         bench_jit(cfg, results, ["MobileNetV2"] + (["InceptionV3"] if args.jit_inception else []))
     if "completeness" in parts:
         bench_completeness(cfg, results)
+    if "bert" in parts:
+        bench_bert(cfg, results)
     summary(cfg, results)
     total = time.perf_counter() - t0
     print(f"\ntotal runtime {total:.0f} s (of which {LOAD.total_wait:.0f} s waiting for "

@@ -431,8 +431,8 @@ def ablate_until_flip(
         ranking: ``(R,)`` or ``(B, R)`` int filter order, most important
             first (e.g. ``np.argsort(-attr.per_filter(layer), axis=1)``);
             a filter may appear once per row.
-        baselines, output, start_layer, interpolate, batch_size, pre_softmax,
-            value, channel_axis: as ``ablation_scores``.
+        baselines, output, start_layer, interpolate: as ``ablation_scores``.
+        batch_size, pre_softmax, value, channel_axis: as ``ablation_scores``.
         max_filters: try at most this many (default: the ranking's length).
 
     Returns:

@@ -42,6 +42,7 @@ from keras_conductance.engine import (
     budget_batch_size,
     check_batch_size,
     check_tolerance,
+    resolve_jit,
     select_score,
 )
 from keras_conductance.targets import resolve_target
@@ -91,13 +92,15 @@ class NeuronConductance:
             start layer's extra axes (the embedding axis).
         interpolate: the model inputs that move along the path (default:
             the float inputs); one map per interpolated tensor.
+        jit_compile: True, False or ``"auto"`` for the compiled steps.
         pre_softmax: explain the logits of a softmax/sigmoid output.
         channel_axis: axis of the layer output holding the filters.
     """
 
     def __init__(self, model: keras.Model, layer: str, *, output=None,
                  start_layer: Optional[str] = None, interpolate=None,
-                 pre_softmax: bool = False, channel_axis: int = -1):
+                 jit_compile: Union[bool, str] = "auto", pre_softmax: bool = False,
+                 channel_axis: int = -1):
         if not isinstance(layer, str):
             raise TypeError(f"`layer` must be one layer name (str). Received: layer={layer!r}.")
         self.adapter = adapter = ModelAdapter(
@@ -134,7 +137,8 @@ class NeuronConductance:
                 )
             self._extra[0] = len(start) - len(raw)
         self._steps = {}
-        self._engine = PathEngine(self._probe, self._n_path, jit_compile=False)
+        self.jit_compile = resolve_jit(jit_compile)
+        self._engine = PathEngine(self._probe, self._n_path, self.jit_compile)
 
     # -- compiled pieces ------------------------------------------------------
 
@@ -250,7 +254,8 @@ class NeuronConductance:
             signature = [xspec, xspec, cspec, vec, vec, ints, matrix]
             if mode == "forward":
                 signature.append(matrix)
-            self._steps[key] = tf.function(build(target_fn), input_signature=signature)
+            self._steps[key] = tf.function(build(target_fn), input_signature=signature,
+                                           jit_compile=self.jit_compile)
         return self._steps[key]
 
 
@@ -426,6 +431,7 @@ def neuron_conductance(
     method: str = "trapezoid",
     tolerance: Optional[float] = None,
     batch_size: Optional[int] = None,
+    jit_compile: Union[bool, str] = "auto",
     pre_softmax: bool = False,
     channel_axis: int = -1,
     mode: str = "auto",
@@ -457,6 +463,7 @@ def neuron_conductance(
             compiled call; bounds memory, not the result. Default: as many
             as keep the Jacobian block under 64 MB (16 to 1024; 111 for
             224 x 224 x 3 images, 1024 for a sentence of 56 x 50).
+        jit_compile: True, False or ``"auto"`` (XLA where a GPU is visible).
         pre_softmax: explain the logits of a softmax/sigmoid output.
         channel_axis: the layer output's filter axis (-1: channels-last).
         mode: ``"reverse"`` (one masked VJP per filter and path point),
@@ -473,9 +480,9 @@ def neuron_conductance(
     """
     interp = interpolate if interpolate is None or isinstance(interpolate, (str, int)) \
         else tuple(interpolate)
-    key = (layer, output, start_layer, interp, bool(pre_softmax), channel_axis)
+    key = (layer, output, start_layer, interp, str(jit_compile), bool(pre_softmax), channel_axis)
     explainer = cached(model, "neuron", key, lambda: NeuronConductance(
         model, layer, output=output, start_layer=start_layer, interpolate=interpolate,
-        pre_softmax=pre_softmax, channel_axis=channel_axis))
+        jit_compile=jit_compile, pre_softmax=pre_softmax, channel_axis=channel_axis))
     return explainer(inputs, filters, target=target, baselines=baselines, n_steps=n_steps,
                      method=method, tolerance=tolerance, batch_size=batch_size, mode=mode)

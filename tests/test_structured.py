@@ -187,3 +187,24 @@ def test_bert_backbone_dict_output(bert):
     np.testing.assert_allclose(attr.output_at_input, pooled, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match=r"has 2 outputs: \['pooled_output', 'sequence_output'\]"):
         kc.conductance(backbone, inputs, "transformer_layer_0", start_layer="token_embedding")
+
+
+def test_cli_report_reads_one_array_per_named_input(tmp_path):
+    import json
+
+    from keras_conductance import cli
+
+    model = two_input_model()
+    model.save(tmp_path / "two.keras")
+    rng = np.random.default_rng(2)
+    a, b = rng.uniform(0, 1, (3, 2)).astype("float32"), rng.uniform(0, 1, (3, 1)).astype("float32")
+    np.savez(tmp_path / "x.npz", a=a, b=b)
+    args = ["report", str(tmp_path / "two.keras"), "--layer", "hidden", "--inputs",
+            str(tmp_path / "x.npz"), "--out", str(tmp_path / "r"), "--json", "--n-steps", "8"]
+    assert cli.main(args) == 0
+    info = json.loads((tmp_path / "r" / "report.json").read_text())
+    expected = kc.conductance(model, {"a": a, "b": b}, "hidden", n_steps=8)["hidden"].sum(axis=1)
+    np.testing.assert_allclose([ex["layers"]["hidden"]["sum"] for ex in info["examples"]],
+                               expected, rtol=1e-4, atol=1e-6)
+    np.savez(tmp_path / "bad.npz", a=a)
+    assert cli.main(args[:5] + [str(tmp_path / "bad.npz")] + args[6:]) == 2

@@ -83,6 +83,8 @@ class ConductanceCallback(keras.callbacks.Callback):
         n_steps: steps of the integration rule.
         method: ``"trapezoid"``, ``"left"``, ``"right"`` or
             ``"gauss_legendre"``.
+        tolerance: refine n_steps per probe example until the completeness
+            error of every cut layer is below ``tolerance * |F(x) - F(x')|``.
         on: when to compute: ``"epoch_end"``, ``"test_end"``, or both
             (default). ``"test_end"`` covers ``model.evaluate`` and the
             validation inside ``fit``; ``"epoch_end"`` covers ``fit`` without
@@ -134,6 +136,7 @@ class ConductanceCallback(keras.callbacks.Callback):
         interpolate: Optional[Sequence[Union[str, int]]] = None,
         n_steps: int = 50,
         method: str = "trapezoid",
+        tolerance: Optional[float] = None,
         on: Union[str, Sequence[str]] = TRIGGERS,
         freq: int = 1,
         steps: int = 1,
@@ -158,6 +161,7 @@ class ConductanceCallback(keras.callbacks.Callback):
         self.interpolate = interpolate
         self.n_steps = n_steps
         self.method = method
+        self.tolerance = tolerance
         self.on = _check_on(on)
         self.freq = _positive_int(freq, "freq")
         self.steps = _positive_int(steps, "steps")
@@ -244,7 +248,7 @@ class ConductanceCallback(keras.callbacks.Callback):
             self.explainer = Conductance(
                 self.model, self.layers, output=self.output, start_layer=self.start_layer,
                 interpolate=self.interpolate, n_steps=self.n_steps, method=self.method,
-                batch_size=self.batch_size, jit_compile=self.jit_compile,
+                tolerance=self.tolerance, batch_size=self.batch_size, jit_compile=self.jit_compile,
                 pre_softmax=self.pre_softmax, verbose=0,
             )
         return self.explainer
