@@ -5,6 +5,7 @@ Gradients attribution through a hidden unit. This package computes it, and
 the paper's comparison measures, for TensorFlow 2 / Keras 3 models.
 """
 
+from keras_conductance.adapter import Unit, list_units
 from keras_conductance.ablation import Ablator, FlipResult, ablate_until_flip, ablation_scores
 from keras_conductance.attribution import Attribution, Measures
 from keras_conductance.callbacks import ConductanceCallback
@@ -37,6 +38,7 @@ __all__ = [
     "NeuronConductance",
     "Rule",
     "Split",
+    "Unit",
     "ablate_until_flip",
     "ablation_scores",
     "activation",
@@ -45,6 +47,7 @@ __all__ = [
     "conductance_over_dataset",
     "gradient_x_activation",
     "internal_influence",
+    "list_units",
     "make_rule",
     "measures",
     "neuron_conductance",

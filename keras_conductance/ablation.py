@@ -91,6 +91,13 @@ class Ablator:
         self.adapter = adapter = ModelAdapter(
             model, [layer], start_layer=start_layer, output=output, interpolate=interpolate,
             pre_softmax=pre_softmax, argument="layer", require_path=False)
+        if len(adapter.taps):
+            raise ValueError(
+                f"ablation needs a layer of the model graph; {layer!r} is a unit "
+                "inside a layer, which only conductance, measures and the dataset "
+                "and callback paths explain so far. `kc.list_units(model)` marks the "
+                "graph layers (in_graph=True)."
+            )
         adapter.check_cut([layer])
         (y,) = adapter.tensors
         inputs = adapter.graph.inputs

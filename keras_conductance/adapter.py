@@ -32,9 +32,10 @@ import numpy as np
 import tensorflow as tf
 
 from keras_conductance.graph import layer_graph
+from keras_conductance.taps import INPUT_SUFFIX, OUTPUT_SUFFIX, Tap, TapRecorder
 from keras_conductance.targets import logits_of, squashing_of
 
-__all__ = ["ModelAdapter", "Prepared", "as_names"]
+__all__ = ["ModelAdapter", "Prepared", "Unit", "as_names", "list_units"]
 
 Output = Union[None, int, str]
 
@@ -102,7 +103,11 @@ class ModelAdapter:
     Args:
         model: a Functional or Sequential ``keras.Model`` (nested models are
             looked into), with any structure of inputs and outputs.
-        layers: the requested layer names (may be empty).
+        layers: the requested units (may be empty): graph layer names, and
+            units inside layers by their path of layer names
+            (``"transformer_layer_3/feedforward_intermediate_dense"``; add
+            ``":input"`` for what the sublayer receives, e.g. attention
+            heads, ``":output"`` to tap a graph layer).
         start_layer: start the path at this layer's output (e.g. the token
             embedding of a text model).
         output: the explained output of a model with several: its name (a
@@ -120,7 +125,11 @@ class ModelAdapter:
         layers: the requested layer names.
         path_names: what is interpolated (the start layer or input names).
         const_names: the held-constant probe inputs.
-        is_cut: layer -> whether it alone cuts every interpolated path.
+        is_cut: layer -> whether it alone cuts every interpolated path (None
+            for a unit inside a layer: unknown).
+        taps: the ``TapRecorder`` of the units inside layers.
+        unit_order: positions of the requested units among the probe's
+            graph outputs followed by the taps.
         squash: "softmax"/"sigmoid" when the explained output is squashed.
     """
 
@@ -138,7 +147,14 @@ class ModelAdapter:
         self.squash = None if pre_softmax else squashing_of(out)
         explained = logits_of(out, model.name) if pre_softmax else out
         self._out, self._explained = out, explained
-        self.tensors = graph.resolve(self.layers, argument)
+        graph_names = [n for n in self.layers if n in graph.tensors]
+        taps = [self._tap(n, argument) for n in self.layers if n not in graph.tensors]
+        self.tensors = graph.resolve(graph_names, argument)
+        self.taps = TapRecorder(taps)
+        # The probe yields graph layers first, then taps; ``unit_order``
+        # puts them back in the order the user asked for.
+        engine_names = graph_names + [t.name for t in taps]
+        self.unit_order = [engine_names.index(n) for n in self.layers]
         self.start_layer = start_layer
         path, self._interp = self._path_tensors(start_layer, interpolate, require_path)
         self._const = [i for i in range(len(graph.inputs)) if i not in self._interp]
@@ -158,7 +174,9 @@ class ModelAdapter:
         if start_layer is not None:
             self._head = keras.Model(graph.inputs, path[0], name="kc_start_head")
         self._path = path
-        self.is_cut = {n: self.cut([n]) for n in self.layers}
+        # A tapped unit lives inside a layer: whether it cuts the network is
+        # unknown (None), so its units need not add up to F(x) - F(x').
+        self.is_cut = {n: (self.cut([n]) if n in graph_names else None) for n in self.layers}
 
     # -- construction -----------------------------------------------------------
 
@@ -226,6 +244,21 @@ class ModelAdapter:
         graph.check_cut([start_layer], what="start layer", sources=upstream,
                         outputs=[self._out])
         return [start] + [graph.inputs[i] for i in interp], interp
+
+    def _tap(self, name, argument: str) -> Tap:
+        """A unit inside a layer: ``"layer/sub/leaf"``, ``...:input`` for what
+        the sublayer receives, ``...:output`` to tap even a graph layer."""
+        if not isinstance(name, str):
+            self.graph.resolve([name], argument)  # the type error
+        path, where = name, "output"
+        for suffix, kind in ((INPUT_SUFFIX, "input"), (OUTPUT_SUFFIX, "output")):
+            if name.endswith(suffix):
+                path, where = name[: -len(suffix)], kind
+        if path in self.graph.tensors:
+            return Tap(name, self.graph.operation_of(self.graph.tensors[path]), where)
+        if "/" not in path:
+            self.graph.resolve([path], argument)  # "No such layer", with the list
+        return Tap(name, self.graph.sublayer(path), where)
 
     def _check_not_ids(self, index: int):
         """A float input that feeds an Embedding holds ids stored as floats:
@@ -494,3 +527,82 @@ class ModelAdapter:
             ) from None
         _check_finite(out, "baselines")
         return np.ascontiguousarray(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """One addressable unit of a model, as ``kc.list_units`` lists it.
+
+    Attributes:
+        path: the name to pass in ``layers`` (``"block/sub/leaf"`` inside a
+            layer; add ``":input"`` for what that sublayer receives).
+        kind: the layer's class name.
+        shape: the output shape (``None`` for a batch or sequence axis left
+            open by the model), or None when the layer does not run once.
+        in_graph: True for a node of the model graph (cut analysis and
+            ablation by splitting apply), False for a unit inside a layer.
+        calls: how often the layer runs in one forward pass.
+    """
+
+    path: str
+    kind: str
+    shape: Optional[tuple]
+    in_graph: bool
+    calls: int
+
+    def __str__(self) -> str:
+        where = "" if self.in_graph else "  (inside a layer)"
+        runs = "" if self.calls == 1 else f"  [runs {self.calls} times]"
+        return f"{self.path}  {self.kind}  {self.shape}{where}{runs}"
+
+
+def list_units(model: keras.Model) -> List[Unit]:
+    """Every addressable unit of ``model``: graph layers and the sublayers
+    inside them (a transformer block's FFN and attention projections), with
+    output shapes, in the order they run.
+
+    Args:
+        model: a Functional or Sequential ``keras.Model``.
+
+    Returns:
+        A list of ``Unit`` (print them one per line to browse a model).
+    """
+    from keras_conductance.graph import sublayers
+
+    graph = layer_graph(model)
+    taps, owners = [], []  # owners[i]: the graph layer that holds taps[i]
+
+    def visit(layer, prefix, owner):
+        for child in sublayers(layer):
+            path = f"{prefix}/{child.name}"
+            taps.append(Tap(path, child))
+            owners.append(owner)
+            visit(child, path, owner)
+
+    for name in graph.order:
+        op = graph.operation_of(graph.tensors[name])
+        if not isinstance(op, keras.Model):  # nested models are in the graph already
+            visit(op, name, name)
+    recorder = TapRecorder(taps)
+    seen = []
+
+    def trace(*inputs):
+        with recorder.recording() as record:
+            out = graph.model(list(inputs), training=False)
+        seen.extend(record.seen)
+        return out
+
+    tf.function(trace).get_concrete_function(
+        *[tf.TensorSpec(t.shape, t.dtype) for t in graph.inputs])
+    inner = {}
+    for tap, owner, tensors in zip(taps, owners, seen):
+        one = len(tensors) == 1 and hasattr(tensors[0], "shape")
+        inner.setdefault(owner, []).append(Unit(
+            tap.name, type(tap.layer).__name__, tuple(tensors[0].shape) if one else None,
+            False, len(tensors)))
+    units = []
+    for name in graph.order:
+        op = graph.operation_of(graph.tensors[name])
+        units.append(Unit(name, type(op).__name__, tuple(graph.tensors[name].shape), True, 1))
+        units.extend(inner.get(name, []))
+    return units

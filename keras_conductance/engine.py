@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_conductance.quadrature import Rule
+from keras_conductance.taps import TapRecorder
 
 __all__ = ["PathSums", "PathEngine", "budget_batch_size", "check_batch_size", "check_tolerance", "check_verbose", "chunked_rule", "points_per_chunk", "resolve_jit", "select_score"]
 
@@ -161,23 +162,51 @@ class PathEngine:
         jit_compile: whether to compile the step with XLA.
     """
 
-    def __init__(self, probe: keras.Model, n_path: int, jit_compile: bool):
+    def __init__(self, probe: keras.Model, n_path: int, jit_compile: bool,
+                 taps: Optional[TapRecorder] = None, order: Optional[List[int]] = None):
         self.probe = probe
         self.n_path = n_path
         self.jit_compile = jit_compile
-        self.n_layers = len(probe.outputs) - 1
+        self.taps = taps if taps is not None else TapRecorder([])
+        self.n_layers = len(probe.outputs) - 1 + len(self.taps)
+        self.order = list(range(self.n_layers)) if order is None else list(order)
         self._dtypes = [t.dtype for t in probe.inputs]
         self._steps = {}
         self._forwards = {}
+        self._shapes = {}
 
     # -- compiled functions -------------------------------------------------
 
     def layer_shapes(self, path_shapes, const_shapes) -> List[tuple]:
-        """Per-example shapes of the requested layers for these input shapes."""
-        shapes = list(path_shapes) + list(const_shapes)
-        specs = [keras.KerasTensor((1,) + tuple(s), d) for s, d in zip(shapes, self._dtypes)]
-        out = self.probe.compute_output_spec(specs)
-        return [tuple(o.shape[1:]) for o in out[:-1]]
+        """Per-example shapes of the requested units for these input shapes.
+
+        Read from a trace of the probe (no computation), which also checks
+        that every tapped sublayer runs exactly once.
+        """
+        key = (tuple(map(tuple, path_shapes)), tuple(map(tuple, const_shapes)))
+        if key not in self._shapes:
+            found = []
+
+            def trace(xs, consts):
+                ys, out = self._units(self._call_rows(xs) + list(consts))
+                found.extend(ys)
+                return out
+
+            xspec, cspec = self._specs(path_shapes, const_shapes)
+            tf.function(trace).get_concrete_function(xspec, cspec)
+            self._shapes[key] = [tuple(y.shape[1:]) for y in found]
+        return list(self._shapes[key])
+
+    def _call_rows(self, rows):
+        return [tf.cast(r, d) for r, d in zip(rows, self._dtypes)]
+
+    def _units(self, inputs):
+        """The probe on ``inputs``: requested unit values (user order) and
+        the explained output. Tapped sublayers are recorded during the call."""
+        with self.taps.recording() as record:
+            outs = self._probe(inputs)
+        ys = list(outs[:-1]) + (record.values() if len(self.taps) else [])
+        return [ys[i] for i in self.order], outs[-1]
 
     def _specs(self, path_shapes, const_shapes):
         xspec = [tf.TensorSpec((None,) + tuple(s), tf.float32) for s in path_shapes]
@@ -185,10 +214,15 @@ class PathEngine:
                  for s, d in zip(const_shapes, self._dtypes[self.n_path:])]
         return xspec, cspec
 
+    def _probe(self, inputs) -> list:
+        """The probe's outputs as a list (Keras returns a lone tensor when
+        every requested unit is tapped and the output is all it yields)."""
+        outs = self.probe(inputs, training=False)
+        return list(outs) if isinstance(outs, (list, tuple)) else [outs]
+
     def _call(self, rows, consts):
         """The probe on path rows (float32, cast to its dtypes) and constants."""
-        cast = [tf.cast(r, d) for r, d in zip(rows, self._dtypes)]
-        return self.probe(cast + list(consts), training=False)
+        return self._probe(self._call_rows(rows) + list(consts))
 
     @staticmethod
     def _path(x, xb, alphas):
@@ -199,19 +233,18 @@ class PathEngine:
 
     def _gradients(self, rows, consts, target, target_fn, tangents=None):
         """One forward and one backward pass over ``rows`` for all layers."""
-        rows_in = [tf.cast(r, d) for r, d in zip(rows, self._dtypes)]
+        rows_in = self._call_rows(rows)
         with tf.GradientTape() as tape:
             tape.watch(rows_in)
             if tangents is None:
-                outs = self.probe(rows_in + list(consts), training=False)
+                ys, out = self._units(rows_in + list(consts))
                 ydots = None
             else:
-                primals_t = [tf.cast(t, d) for t, d in zip(tangents, self._dtypes)]
+                primals_t = self._call_rows(tangents)
                 with tf.autodiff.ForwardAccumulator(rows_in, primals_t) as acc:
-                    outs = self.probe(rows_in + list(consts), training=False)
-                ydots = [acc.jvp(y) for y in outs[:-1]]
-            ys = list(outs[:-1])
-            scores = select_score(outs[-1], target, target_fn)
+                    ys, out = self._units(rows_in + list(consts))
+                ydots = [acc.jvp(y) for y in ys]
+            scores = select_score(out, target, target_fn)
             # Rows are independent (inference mode), so the gradient of the
             # sum gives every row's own dF/dy in one backward pass. The sum
             # must be taken under the tape, or graph mode loses the chain.

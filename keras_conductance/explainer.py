@@ -116,9 +116,11 @@ class Conductance:
         self.layers = self.adapter.layers
         self.start_layer = start_layer
         self._engine = PathEngine(self.adapter.probe, len(self.adapter.path_tensors),
-                                  self.jit_compile)
+                                  self.jit_compile, self.adapter.taps, self.adapter.unit_order)
         self.is_cut = dict(self.adapter.is_cut)
-        rest = [n for n in self.layers if not self.is_cut[n]]
+        # Graph layers that are cuts only together (a text CNN's widths);
+        # units inside layers (is_cut None) never count.
+        rest = [n for n in self.layers if self.is_cut[n] is False]
         self._rest_is_cut = bool(rest) and self.adapter.cut(rest)
         self._squash = self.adapter.squash
 
@@ -152,7 +154,7 @@ class Conductance:
         """Layer groups whose conductances must add up to F(x) - F(x')."""
         groups = [[n] for n in self.layers if self.is_cut[n]]
         # Layers that are cuts only together, e.g. a text CNN's conv widths.
-        rest = [n for n in self.layers if not self.is_cut[n]]
+        rest = [n for n in self.layers if self.is_cut[n] is False]
         if rest and self._rest_is_cut:
             groups.append(rest)
         return groups

@@ -17,7 +17,7 @@ from typing import Dict, List, Sequence
 
 import keras
 
-__all__ = ["LayerGraph", "layer_graph", "producer"]
+__all__ = ["LayerGraph", "layer_graph", "producer", "sublayers"]
 
 
 def producer(tensor):
@@ -26,6 +26,14 @@ def producer(tensor):
     op = history.operation
     node = op._inbound_nodes[history.node_index]
     return op, (node.input_tensors[0] if node.input_tensors else None)
+
+
+def sublayers(layer) -> list:
+    """The layers a layer holds directly (e.g. a transformer block's Dense)."""
+    flatten = getattr(layer, "_flatten_layers", None)
+    if flatten is None:
+        return []
+    return list(flatten(include_self=False, recursive=False))
 
 
 def _is_graph_model(model) -> bool:
@@ -236,6 +244,40 @@ class LayerGraph:
         return [n for n in self.order if n in set(merges)] or [
             output_nodes[0].operation.name
         ]
+
+    def sublayer(self, path: str):
+        """The layer inside a graph layer at ``"graph_layer/inner/.../leaf"``.
+
+        Raises:
+            ValueError: no such path; the message lists the valid next steps.
+        """
+        parts = path.split("/")
+        for k in range(len(parts) - 1, 0, -1):
+            prefix = "/".join(parts[:k])
+            if prefix in self.tensors:
+                return self._walk(self.operation_of(self.tensors[prefix]), prefix, parts[k:])
+        close = difflib.get_close_matches(parts[0], self.order, n=3)
+        raise ValueError(
+            f"No such layer: {path!r}: {parts[0]!r} is not a layer of the model"
+            + (f" (did you mean {close}?)" if close else "")
+            + f". Existing layers are: {self.order}. `kc.list_units(model)` lists "
+            "every addressable unit, sublayers included."
+        )
+
+    @staticmethod
+    def _walk(layer, prefix: str, rest: Sequence[str]):
+        for name in rest:
+            children = {c.name: c for c in sublayers(layer)}
+            if name not in children:
+                valid = [f"{prefix}/{c}" for c in children]
+                close = difflib.get_close_matches(f"{prefix}/{name}", valid, n=3)
+                hint = f" Did you mean {close}?" if close else ""
+                raise ValueError(
+                    f"No such sublayer: {prefix + '/' + name!r}.{hint} Sublayers of "
+                    f"{prefix!r} are: {valid or 'none (it has no sublayers)'}."
+                )
+            layer, prefix = children[name], f"{prefix}/{name}"
+        return layer
 
     def is_cut(self, names: Sequence[str], sources=None, outputs=None) -> bool:
         return not self.bypasses(names, sources, outputs)

@@ -106,6 +106,13 @@ class NeuronConductance:
         self.adapter = adapter = ModelAdapter(
             model, [layer], start_layer=start_layer, output=output, interpolate=interpolate,
             pre_softmax=pre_softmax, argument="layer")
+        if len(adapter.taps):
+            raise ValueError(
+                f"neuron_conductance needs a layer of the model graph; {layer!r} is a unit "
+                "inside a layer, which only conductance, measures and the dataset "
+                "and callback paths explain so far. `kc.list_units(model)` marks the "
+                "graph layers (in_graph=True)."
+            )
         (y,) = adapter.tensors
         self._probe = adapter.probe
         self._n_path = len(adapter.path_tensors)

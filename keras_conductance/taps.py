@@ -1,0 +1,122 @@
+"""Units inside layers: record a sublayer's output (or input) while the model runs.
+
+A transformer block is one node of the model graph; its FFN neurons (the
+output of ``transformer_layer_3/feedforward_intermediate_dense``) and its
+attention heads (the input of ``.../self_attention_layer/attention_output``)
+are not. Rather than rebuild the model, the engine *taps* them: while the
+compiled step is traced, the addressed sublayer's ``call`` is wrapped so that
+the tensor it returns (or receives) is recorded, and dF/d(that tensor) comes
+from the same tape as every graph layer. The wrapper exists only during the
+trace; ``recording`` puts the layer back as it was, also after an exception,
+and later calls of the compiled step reuse the traced graph.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import List
+
+import tensorflow as tf
+
+__all__ = ["Tap", "TapRecorder", "INPUT_SUFFIX", "OUTPUT_SUFFIX"]
+
+# "path/to/sublayer:input" taps what the sublayer receives (its first input);
+# ":output" taps what it returns (the default), also for a graph layer.
+INPUT_SUFFIX = ":input"
+OUTPUT_SUFFIX = ":output"
+
+
+@dataclasses.dataclass(frozen=True)
+class Tap:
+    """One recorded tensor.
+
+    Attributes:
+        name: the unit's name as the user wrote it (``"a/b/c"`` or
+            ``"a/b/c:input"``).
+        layer: the Keras layer whose call is wrapped.
+        where: ``"output"`` or ``"input"``.
+    """
+
+    name: str
+    layer: object
+    where: str = "output"
+
+
+class _Recording:
+    """Tensors recorded during one forward pass, one list per tap."""
+
+    def __init__(self, taps: List[Tap]):
+        self.taps = taps
+        self.seen = [[] for _ in taps]
+
+    def values(self) -> list:
+        """One tensor per tap; raises when a tap fired not exactly once."""
+        for tap, seen in zip(self.taps, self.seen):
+            if len(seen) != 1:
+                raise ValueError(_count_message(tap, len(seen)))
+        return [seen[0] for seen in self.seen]
+
+
+def _count_message(tap: Tap, count: int) -> str:
+    if count == 0:
+        return (
+            f"Sublayer {tap.name!r} is never called in the forward pass from the "
+            "path's start to the explained output, so it carries no attribution. "
+            "Check the path (`kc.list_units(model)` lists what runs), the "
+            "`start_layer` and the `output`."
+        )
+    return (
+        f"Sublayer {tap.name!r} is called {count} times in one forward pass (its "
+        "weights are shared between several places), so its units are not one "
+        "set of neurons. Explain the layers that call it instead, or a graph "
+        "layer after each call."
+    )
+
+
+class TapRecorder:
+    """Wraps the tapped sublayers' ``call`` for the length of a ``with``."""
+
+    def __init__(self, taps: List[Tap]):
+        self.taps = list(taps)
+
+    def __len__(self) -> int:
+        return len(self.taps)
+
+    @contextlib.contextmanager
+    def recording(self):
+        """Yields a recording whose ``values()`` are the tapped tensors."""
+        record = _Recording(self.taps)
+        patched = []
+        try:
+            for i, tap in enumerate(self.taps):
+                layer = tap.layer
+                had = "call" in vars(layer)
+                patched.append((layer, had, vars(layer).get("call")))
+                object.__setattr__(layer, "call", _wrap(layer.call, record.seen[i], tap.where))
+            yield record
+        finally:
+            for layer, had, previous in reversed(patched):
+                if had:
+                    object.__setattr__(layer, "call", previous)
+                else:
+                    object.__delattr__(layer, "call")
+
+
+def _wrap(call, seen: list, where: str):
+    def tapped(*args, **kwargs):
+        if where == "input":
+            if args:
+                first = tf.identity(args[0])
+                args = (first,) + tuple(args[1:])
+            else:  # the first input passed by keyword
+                key = next(iter(kwargs))
+                first = kwargs[key] = tf.identity(kwargs[key])
+            # A fresh identity: dF/d(input) then flows only through this call.
+            seen.append(first)
+            return call(*args, **kwargs)
+        out = call(*args, **kwargs)
+        seen.append(out)
+        return out
+
+    return tapped

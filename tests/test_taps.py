@@ -1,0 +1,187 @@
+"""Units inside layers: tapped sublayer outputs and inputs (FFN neurons, heads)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_conductance as kc
+from models import small_convnet
+
+
+class Block(keras.layers.Layer):
+    """A tiny transformer encoder block: attention, FFN, two residuals."""
+
+    def __init__(self, dim=6, heads=2, hidden=10, shared_twice=False, unused=False, **kwargs):
+        super().__init__(**kwargs)
+        self.attention = keras.layers.MultiHeadAttention(heads, dim // heads, name="attention")
+        self.ffn_in = keras.layers.Dense(hidden, activation="gelu", name="ffn_in")
+        self.ffn_out = keras.layers.Dense(dim, name="ffn_out")
+        self.norm = keras.layers.LayerNormalization(name="norm")
+        self.shared_twice = shared_twice
+        self.spare = keras.layers.Dense(3, name="spare") if unused else None
+
+    def call(self, x):
+        x = x + self.attention(x, x)
+        h = self.ffn_in(self.norm(x))
+        if self.shared_twice:
+            h = self.ffn_in(self.ffn_out(h))
+        return x + self.ffn_out(h)
+
+
+def encoder(seed=0, **block_kwargs):
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((5, 6), name="x")
+    y = Block(name="block", **block_kwargs)(inp)
+    pooled = keras.layers.GlobalAveragePooling1D(name="pool")(y)
+    out = keras.layers.Dense(3, name="logits")(pooled)
+    model = keras.Model(inp, out, name="encoder")
+    # Nonzero biases: no unit sits exactly at zero along the path.
+    for layer in [model.get_layer("block").ffn_in, model.get_layer("block").ffn_out]:
+        w = layer.get_weights()
+        layer.set_weights([w[0], np.full_like(w[1], 0.1)])
+    return model
+
+
+def literal_eq3(model, x, xb, sublayer, target, n_steps, where="output"):
+    """Eq. 3, literally: y and dF/dy at every path point from an explicit
+    tape, then the trapezoid over the path, for one tapped sublayer."""
+    seen = []
+    original = sublayer.call
+
+    def record(*args, **kwargs):
+        if where == "input":
+            first = tf.identity(args[0])
+            seen.append(first)
+            return original(first, *args[1:], **kwargs)
+        out = original(*args, **kwargs)
+        seen.append(out)
+        return out
+
+    ys, gs = [], []
+    object.__setattr__(sublayer, "call", record)
+    try:
+        for alpha in np.linspace(0.0, 1.0, n_steps + 1):
+            point = tf.constant(xb + alpha * (x - xb))
+            seen.clear()
+            with tf.GradientTape() as tape:
+                tape.watch(point)
+                score = model(point, training=False)[:, target]
+            ys.append(seen[0].numpy())
+            gs.append(tape.gradient(score, seen[0]).numpy())
+    finally:
+        object.__delattr__(sublayer, "call")
+    total = 0.0
+    for p in range(1, n_steps + 1):
+        total = total + 0.5 * (gs[p - 1] + gs[p]) * (ys[p] - ys[p - 1])
+    return total
+
+
+@pytest.mark.parametrize("unit,where", [
+    ("block/ffn_in", "output"),
+    ("block/attention/attention_output:input", "input"),
+    ("block/attention", "output"),
+])
+def test_tapped_units_match_a_literal_eq3_reference(unit, where, rng):
+    model = encoder()
+    x = rng.normal(size=(1, 5, 6)).astype("float32")
+    xb = np.zeros_like(x)
+    attr = kc.conductance(model, x, unit, target=1, n_steps=16, baselines=xb)
+    path = unit.split(":")[0].split("/")[1:]
+    layer = model.get_layer("block")
+    for name in path:
+        layer = {l.name: l for l in layer._flatten_layers(include_self=False, recursive=False)}[name]
+    expected = literal_eq3(model, x, xb, layer, 1, 16, where)
+    np.testing.assert_allclose(attr[unit], expected, rtol=2e-4, atol=1e-6)
+    assert attr.is_cut[unit] is None  # inside a layer: unknown
+
+
+def test_heads_add_up_to_the_attention_output():
+    model = encoder(seed=1)
+    x = np.random.default_rng(1).normal(size=(3, 5, 6)).astype("float32")
+    heads, out = "block/attention/attention_output:input", "block/attention/attention_output"
+    attr = kc.conductance(model, x, [heads, out], n_steps=8)
+    assert attr[heads].shape == (3, 5, 2, 3)  # (B, T, heads, head_dim)
+    per_head = attr.per_filter(heads, channel_axis=-2)  # (B, heads)
+    assert per_head.shape == (3, 2)
+    # The output projection is linear: the flow through the heads equals the
+    # flow through its output at every path interval (float32 rounding only).
+    np.testing.assert_allclose(per_head.sum(axis=1), attr[out].reshape(3, -1).sum(axis=1),
+                               rtol=1e-5, atol=1e-7)
+    per_position_head = attr[heads].sum(axis=-1)  # (B, T, heads)
+    np.testing.assert_allclose(per_position_head.sum(axis=(1, 2)), per_head.sum(axis=1),
+                               rtol=1e-5)
+
+
+def test_tapping_a_graph_layer_equals_splitting_there(rng):
+    model = small_convnet()
+    x = rng.normal(size=(2, 8, 8, 2)).astype("float32")
+    split = kc.conductance(model, x, ["conv2", "dense"], n_steps=12)
+    tapped = kc.conductance(model, x, ["conv2:output", "dense"], n_steps=12)
+    np.testing.assert_array_equal(tapped["conv2:output"], split["conv2"])
+    assert split.is_cut["conv2"] is True and tapped.is_cut["conv2:output"] is None
+
+
+def test_model_unchanged_no_retracing_and_clear_errors(rng):
+    model = encoder()
+    x = rng.normal(size=(2, 5, 6)).astype("float32")
+    before = np.asarray(model(x))
+    explainer = kc.Conductance(model, ["block/ffn_in", "block"], n_steps=4)
+    explainer(x)
+    traced = explainer.tracing_count
+    explainer(x * 2, target=0)
+    assert explainer.tracing_count == traced
+    np.testing.assert_array_equal(np.asarray(model(x)), before)
+    assert "call" not in vars(model.get_layer("block").ffn_in)
+    with pytest.raises(ValueError, match=r"No such sublayer: 'block/ffn'.*Did you mean \['block/ffn_in', 'block/ffn_out'"):
+        kc.conductance(model, x, "block/ffn")
+    with pytest.raises(ValueError, match=r"No such layer: 'blok/ffn_in'.*did you mean \['block'\]"):
+        kc.conductance(model, x, "blok/ffn_in")
+    twice = encoder(shared_twice=True)
+    with pytest.raises(ValueError, match=r"'block/ffn_in' is called 2 times in one forward pass"):
+        kc.conductance(twice, x, "block/ffn_in")
+    assert "call" not in vars(twice.get_layer("block").ffn_in)  # restored after the error
+    spare = encoder(unused=True)
+    with pytest.raises(ValueError, match=r"'block/spare' is never called in the forward pass"):
+        kc.conductance(spare, x, "block/spare")
+
+
+def test_list_units_shows_the_sublayers():
+    units = {u.path: u for u in kc.list_units(encoder())}
+    assert units["block"].in_graph and units["block"].shape == (None, 5, 6)
+    assert units["block/ffn_in"].shape == (None, 5, 10) and not units["block/ffn_in"].in_graph
+    assert units["block/attention/attention_output"].shape == (None, 5, 6)
+    assert "block/ffn_in  Dense  (None, 5, 10)  (inside a layer)" in [str(u) for u in units.values()]
+
+
+@pytest.mark.slow
+def test_bert_ffn_neurons_and_heads_of_every_block_in_one_call():
+    keras_hub = pytest.importorskip("keras_hub", reason="keras-hub is not installed")
+    keras.utils.set_random_seed(4)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=60, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32,
+        max_sequence_length=8)
+    model = keras_hub.models.BertTextClassifier(backbone, num_classes=2, preprocessor=None)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(4, 60, size=(2, 8)).astype("int32")
+    inputs = {"token_ids": ids, "segment_ids": np.zeros_like(ids),
+              "padding_mask": np.ones_like(ids)}
+    before = np.asarray(model(inputs))
+    units = []
+    for i in range(2):
+        units += [f"transformer_layer_{i}/feedforward_intermediate_dense",
+                  f"transformer_layer_{i}/self_attention_layer/attention_output:input",
+                  f"transformer_layer_{i}/self_attention_layer/attention_output"]
+    explainer = kc.Conductance(model, units + ["transformer_layer_1"],
+                               start_layer="token_embedding", n_steps=32)
+    attr = explainer(inputs)
+    assert attr[units[0]].shape == (2, 8, 32) and attr[units[1]].shape == (2, 8, 2, 8)
+    for i in range(2):
+        heads, out = units[3 * i + 1], units[3 * i + 2]
+        np.testing.assert_allclose(attr[heads].reshape(2, -1).sum(1),
+                                   attr[out].reshape(2, -1).sum(1), rtol=1e-4, atol=1e-9)
+    assert np.abs(attr.relative_delta(["transformer_layer_1"])).max() < 0.01
+    traced = explainer.tracing_count
+    explainer(inputs, target=0)
+    assert explainer.tracing_count == traced
+    np.testing.assert_array_equal(np.asarray(model(inputs)), before)
