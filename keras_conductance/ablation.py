@@ -91,22 +91,22 @@ class Ablator:
         self.adapter = adapter = ModelAdapter(
             model, [layer], start_layer=start_layer, output=output, interpolate=interpolate,
             pre_softmax=pre_softmax, argument="layer", require_path=False)
-        if len(adapter.taps):
-            raise ValueError(
-                f"ablation needs a layer of the model graph; {layer!r} is a unit "
-                "inside a layer, which only conductance, measures and the dataset "
-                "and callback paths explain so far. `kc.list_units(model)` marks the "
-                "graph layers (in_graph=True)."
-            )
-        adapter.check_cut([layer])
-        (y,) = adapter.tensors
         inputs = adapter.graph.inputs
-        self.head = adapter.sub_model(inputs, y, "kc_ablation_head")
-        # The model inputs ride along: paths from held-constant inputs (a
-        # padding mask) reach the output without passing the layer.
-        self.tail = adapter.sub_model([y] + inputs, adapter.explained, "kc_ablation_tail")
         self.layer = layer
-        shape = tuple(y.shape)
+        if len(adapter.taps):
+            # A unit inside a layer: no split. The whole model runs per row
+            # with the tapped tensor replaced by its ablated value.
+            self.head = self.tail = None
+            self._full = adapter.sub_model(inputs, adapter.explained, "kc_ablation_full")
+            shape = self._tap_shape()
+        else:
+            adapter.check_cut([layer])
+            (y,) = adapter.tensors
+            self.head = adapter.sub_model(inputs, y, "kc_ablation_head")
+            # The model inputs ride along: paths from held-constant inputs (a
+            # padding mask) reach the output without passing the layer.
+            self.tail = adapter.sub_model([y] + inputs, adapter.explained, "kc_ablation_tail")
+            shape = tuple(y.shape)
         rank = len(shape)
         if not -rank <= channel_axis < rank or channel_axis % rank == 0:
             raise ValueError(
@@ -122,21 +122,44 @@ class Ablator:
 
     # -- compiled pieces ---------------------------------------------------------
 
+    def _tap_shape(self) -> tuple:
+        """The tapped tensor's shape, from a trace of the model."""
+        found = []
+
+        def trace(inputs):
+            with self.adapter.taps.recording() as record:
+                out = self._full(inputs, training=False)
+            found.extend(record.values())
+            return out
+
+        specs = [tf.TensorSpec(t.shape, t.dtype) for t in self._full.inputs]
+        tf.function(trace).get_concrete_function(specs)
+        return tuple(found[0].shape)
+
+    def _tail_call(self, ablated, inputs):
+        """The explained output with the unit's value replaced by ``ablated``."""
+        if self.tail is not None:
+            dtypes = [t.dtype for t in self.tail.inputs]
+            ins = [tf.cast(x, d) for x, d in zip(inputs, dtypes[1:])]
+            return self.tail([tf.cast(ablated, dtypes[0])] + ins, training=False)
+        ins = [tf.cast(x, t.dtype) for x, t in zip(inputs, self._full.inputs)]
+        with self.adapter.taps.recording(replace=[ablated]):
+            return self._full(ins, training=False)
+
     def _step(self, layer_shape):
         """The compiled tail on rows ``(example, filter mask)``."""
         key = tuple(layer_shape)
         if key in self._steps:
             return self._steps[key]
-        tail, axis, n_f = self.tail, self.channel_axis, self.n_filters
+        axis, n_f = self.channel_axis, self.n_filters
         mask_shape = [-1] + [n_f if a == axis else 1 for a in range(1, len(key) + 1)]
-        dtypes = [t.dtype for t in tail.inputs]
 
         def step(y, fill, inputs, rows, masks):
             y_rows, fill_rows = tf.gather(y, rows), tf.gather(fill, rows)
             m = tf.reshape(masks, mask_shape)
             ablated = y_rows * (1.0 - m) + fill_rows * m
-            ins = [tf.cast(tf.gather(x, rows), d) for x, d in zip(inputs, dtypes[1:])]
-            out = tf.cast(tail([tf.cast(ablated, dtypes[0])] + ins, training=False), tf.float32)
+            ins = [tf.gather(x, rows) for x in inputs]
+            out = tf.cast(self._tail_call(ablated, ins), tf.float32)
             return tf.reshape(out, [tf.shape(out)[0], -1])
 
         self._steps[key] = fn = tf.function(step, reduce_retracing=True)
@@ -154,10 +177,17 @@ class Ablator:
         return np.concatenate(outs) if outs else np.zeros((0, 1), np.float32)
 
     def _layer(self, arrays) -> np.ndarray:
+        """y(x): the unit's value at the inputs, ``(B, *Y)`` float32."""
         n = arrays[0].shape[0]
-        return np.concatenate([
-            np.asarray(self.head([a[i:i + 256] for a in arrays], training=False), np.float32)
-            for i in range(0, n, 256)])
+        return np.concatenate([self._value([a[i:i + 256] for a in arrays])
+                               for i in range(0, n, 256)])
+
+    def _value(self, inputs) -> np.ndarray:
+        if self.head is not None:
+            return np.asarray(self.head(inputs, training=False), np.float32)
+        with self.adapter.taps.recording() as record:
+            self._full(inputs, training=False)
+        return np.asarray(record.values()[0], np.float32)
 
     # -- inputs ----------------------------------------------------------------
 
@@ -208,8 +238,10 @@ class Ablator:
         out = []
         for i in range(0, prep.n, 256):
             part = prep.take(np.arange(i, min(i + 256, prep.n)))
-            out.append(np.asarray(probe(part.baselines + part.consts, training=False)[0],
-                                  np.float32))
+            with self.adapter.taps.recording() as record:
+                outs = probe(part.baselines + part.consts, training=False)
+            value = record.values()[0] if len(self.adapter.taps) else outs[0]
+            out.append(np.asarray(value, np.float32))
         return np.concatenate(out)
 
     def _filter_sets(self, filters, n: int) -> np.ndarray:

@@ -108,9 +108,9 @@ class NeuronConductance:
             pre_softmax=pre_softmax, argument="layer")
         if len(adapter.taps):
             raise ValueError(
-                f"neuron_conductance needs a layer of the model graph; {layer!r} is a unit "
-                "inside a layer, which only conductance, measures and the dataset "
-                "and callback paths explain so far. `kc.list_units(model)` marks the "
+                f"neuron_conductance needs a layer of the model graph; {layer!r} is "
+                "a unit inside a layer (conductance, measures and ablation take "
+                "those; Eq. 2 maps do not yet). `kc.list_units(model)` marks the "
                 "graph layers (in_graph=True)."
             )
         (y,) = adapter.tensors

@@ -84,8 +84,13 @@ class TapRecorder:
         return len(self.taps)
 
     @contextlib.contextmanager
-    def recording(self):
-        """Yields a recording whose ``values()`` are the tapped tensors."""
+    def recording(self, replace=None):
+        """Yields a recording whose ``values()`` are the tapped tensors.
+
+        Args:
+            replace: optional list, one tensor per tap: the value the tapped
+                tensor takes instead of its own (ablation inside a layer).
+        """
         record = _Recording(self.taps)
         patched = []
         try:
@@ -93,7 +98,9 @@ class TapRecorder:
                 layer = tap.layer
                 had = "call" in vars(layer)
                 patched.append((layer, had, vars(layer).get("call")))
-                object.__setattr__(layer, "call", _wrap(layer.call, record.seen[i], tap.where))
+                value = None if replace is None else replace[i]
+                object.__setattr__(layer, "call",
+                                   _wrap(layer.call, record.seen[i], tap.where, value))
             yield record
         finally:
             for layer, had, previous in reversed(patched):
@@ -103,19 +110,21 @@ class TapRecorder:
                     object.__delattr__(layer, "call")
 
 
-def _wrap(call, seen: list, where: str):
+def _wrap(call, seen: list, where: str, value=None):
     def tapped(*args, **kwargs):
         if where == "input":
             if args:
-                first = tf.identity(args[0])
+                first = tf.identity(args[0]) if value is None else value
                 args = (first,) + tuple(args[1:])
             else:  # the first input passed by keyword
                 key = next(iter(kwargs))
-                first = kwargs[key] = tf.identity(kwargs[key])
+                first = kwargs[key] = tf.identity(kwargs[key]) if value is None else value
             # A fresh identity: dF/d(input) then flows only through this call.
             seen.append(first)
             return call(*args, **kwargs)
         out = call(*args, **kwargs)
+        if value is not None:
+            out = tf.cast(value, out.dtype)
         seen.append(out)
         return out
 

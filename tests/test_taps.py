@@ -185,3 +185,78 @@ def test_bert_ffn_neurons_and_heads_of_every_block_in_one_call():
     explainer(inputs, target=0)
     assert explainer.tracing_count == traced
     np.testing.assert_array_equal(np.asarray(model(inputs)), before)
+
+
+def test_taps_under_xla_and_in_the_dataset_path(rng):
+    model = encoder(seed=2)
+    x = rng.normal(size=(6, 5, 6)).astype("float32")
+    units = ["block/ffn_in", "block/attention/attention_output:input"]
+    plain = kc.conductance(model, x, units, n_steps=8, target=0, jit_compile=False)
+    xla = kc.conductance(model, x, units, n_steps=8, target=0, jit_compile=True)
+    for unit in units:
+        np.testing.assert_allclose(xla[unit], plain[unit], rtol=1e-4, atol=1e-6)
+    ds = tf.data.Dataset.from_tensor_slices(x).batch(4)
+    result = kc.conductance_over_dataset(model, ds, units, target=0, n_steps=8, verbose=0)
+    np.testing.assert_allclose(result.mean["block/ffn_in"],
+                               plain.per_filter("block/ffn_in").mean(axis=0), rtol=1e-5,
+                               atol=1e-7)
+    assert result.is_cut == {unit: None for unit in units}
+
+
+@pytest.mark.slow
+def test_gpt2_next_token_logit_and_vit_blocks():
+    keras_hub = pytest.importorskip("keras_hub", reason="keras-hub is not installed")
+    keras.utils.set_random_seed(5)
+    gpt2 = keras_hub.models.GPT2Backbone(vocabulary_size=40, num_layers=2, num_heads=2,
+                                         hidden_dim=16, intermediate_dim=32,
+                                         max_sequence_length=8)
+    ids = np.random.default_rng(5).integers(1, 40, size=(2, 8)).astype("int32")
+    inputs = {"token_ids": ids, "padding_mask": np.ones_like(ids)}
+    # GPT-2's language-model head is the tied token embedding: the logit of
+    # token 7 at the last position is <h_T, E[7]>.
+    row = tf.constant(gpt2.get_layer("token_embedding").embeddings.numpy()[7])
+    next_logit = lambda seq: tf.reduce_sum(seq[:, -1, :] * row, axis=-1)  # noqa: E731
+    units = [f"transformer_layer_{i}/feedforward_intermediate_dense" for i in range(2)]
+    units += [f"transformer_layer_{i}/self_attention/attention_output:input" for i in range(2)]
+    attr = kc.conductance(gpt2, inputs, units + ["transformer_layer_1"], target=next_logit,
+                          start_layer="token_embedding", n_steps=32)
+    assert attr[units[0]].shape == (2, 8, 32) and attr[units[2]].shape == (2, 8, 2, 8)
+    expected = np.asarray(next_logit(gpt2(inputs)))
+    np.testing.assert_allclose(attr.output_at_input, expected, rtol=1e-5, atol=1e-6)
+    assert np.abs(attr.relative_delta(["transformer_layer_1"])).max() < 0.01
+
+    vit = keras_hub.models.ViTBackbone(image_shape=(16, 16, 3), patch_size=8, num_layers=2,
+                                       num_heads=2, hidden_dim=8, mlp_dim=16)
+    pooled = keras.layers.Lambda(lambda t: t[:, 0], name="class_token")(vit.output)
+    classifier = keras.Model(vit.input, keras.layers.Dense(3, name="head")(pooled))
+    images = np.random.default_rng(6).uniform(-1, 1, (2, 16, 16, 3)).astype("float32")
+    blocks = [f"vit_encoder/transformer_block_{i}" for i in (1, 2)]
+    units = [f"{b}/mlp/dense_1" for b in blocks] + [f"{b}/mha/attention_output:input"
+                                                    for b in blocks]
+    before = np.asarray(classifier(images))
+    attr = kc.conductance(classifier, images, units + [f"{blocks[1]}:output"], n_steps=16)
+    assert attr[units[0]].shape == (2, 5, 16) and attr[units[2]].shape == (2, 5, 2, 4)
+    np.testing.assert_array_equal(np.asarray(classifier(images)), before)
+
+
+def test_ablating_a_unit_inside_a_layer_equals_zeroing_its_weights(rng):
+    model = encoder(seed=3)
+    x = rng.normal(size=(2, 5, 6)).astype("float32")
+    scores = kc.ablation_scores(model, x, "block/ffn_in", target=2, filters=[1, 4])
+    dense = model.get_layer("block").ffn_in
+    kernel, bias = dense.get_weights()
+    full = np.asarray(model(x))[:, 2]
+    for j, f in enumerate([1, 4]):
+        k, b = kernel.copy(), bias.copy()
+        k[:, f], b[f] = 0.0, 0.0  # pre-activation 0, and gelu(0) = 0
+        dense.set_weights([k, b])
+        edited = np.asarray(model(x))[:, 2]
+        np.testing.assert_allclose(scores[:, j], full - edited, rtol=1e-4, atol=1e-6)
+    dense.set_weights([kernel, bias])
+    # Heads: ablating every head of the projection's input removes the
+    # attention branch (the projection's bias stays).
+    heads = kc.ablation_scores(model, x, "block/attention/attention_output:input", target=2,
+                               channel_axis=-2)
+    assert heads.shape == (2, 2) and np.all(np.isfinite(heads))
+    flip = kc.ablate_until_flip(model, x, "block/ffn_in", np.arange(10))
+    assert flip.n_ablated.shape == (2,)
