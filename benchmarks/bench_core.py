@@ -385,13 +385,13 @@ def bench_layers(cfg, results):
 # -- f. keras-hub BERT, all blocks in one call ------------------------------
 
 
-def bench_bert(cfg, results):
+def make_bert(b: dict, padding: float = 0.0):
+    """A random-init keras-hub BertTextClassifier of config ``b`` (layers,
+    hidden, heads, intermediate, length, batch) and a batch of token ids whose
+    last ``padding`` share of positions is padding."""
     import keras
     import keras_hub
 
-    import keras_conductance as kc
-
-    b, n = cfg["bert"], cfg["n_steps"]
     keras.utils.set_random_seed(0)
     backbone = keras_hub.models.BertBackbone(
         vocabulary_size=30522, num_layers=b["layers"], num_heads=b["heads"],
@@ -401,8 +401,16 @@ def bench_bert(cfg, results):
     rng = np.random.default_rng(0)
     ids = rng.integers(1000, 30000, size=(b["batch"], b["length"])).astype("int32")
     mask = np.ones_like(ids)
-    mask[:, b["length"] * 3 // 4:] = 0  # a quarter of padding
+    mask[:, b["length"] - int(b["length"] * padding):] = 0
     inputs = {"token_ids": ids * mask, "segment_ids": np.zeros_like(ids), "padding_mask": mask}
+    return model, inputs
+
+
+def bench_bert(cfg, results):
+    import keras_conductance as kc
+
+    b, n = cfg["bert"], cfg["n_steps"]
+    model, inputs = make_bert(b, padding=0.25)
     layers = [f"transformer_layer_{i}" for i in range(b["layers"])]
     print(f"\n[f] BertTextClassifier {b}: {len(layers)} blocks in one call vs "
           f"transformer_layer_0 alone, n_steps={n}, start_layer='token_embedding'", flush=True)

@@ -31,9 +31,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # noqa: E402
 
-from bench_core import LOAD, interleaved, quiet, round_ratio  # noqa: E402
+from bench_core import LOAD, interleaved, make_bert, quiet, round_ratio  # noqa: E402
 
 FULL = dict(layers=12, hidden=768, heads=12, intermediate=3072, length=64, batch=2,
             n_steps=20, rounds=2)
@@ -51,8 +50,6 @@ def main(argv=None):
     if args.rounds:
         cfg["rounds"] = args.rounds
     LOAD.enabled = False
-    import keras
-    import keras_hub
     import tensorflow as tf
 
     import keras_conductance as kc
@@ -60,16 +57,7 @@ def main(argv=None):
     quiet()
     t0 = time.perf_counter()
     print(f"settings: {cfg}; GPUs visible: {len(tf.config.list_physical_devices('GPU'))}")
-    keras.utils.set_random_seed(0)
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=30522, num_layers=cfg["layers"], num_heads=cfg["heads"],
-        hidden_dim=cfg["hidden"], intermediate_dim=cfg["intermediate"],
-        max_sequence_length=cfg["length"])
-    model = keras_hub.models.BertTextClassifier(backbone, num_classes=2, preprocessor=None)
-    rng = np.random.default_rng(0)
-    ids = rng.integers(1000, 30000, size=(cfg["batch"], cfg["length"])).astype("int32")
-    inputs = {"token_ids": ids, "segment_ids": np.zeros_like(ids),
-              "padding_mask": np.ones_like(ids)}
+    model, inputs = make_bert(cfg)
     ffn = [f"transformer_layer_{i}/feedforward_intermediate_dense" for i in range(cfg["layers"])]
     middle = f"transformer_layer_{cfg['layers'] // 2}"
 
@@ -101,7 +89,7 @@ def main(argv=None):
         print(f"| {label} | {med[a]:.2f} s / {med[b]:.2f} s = **{med[a] / med[b]:.2f}** | "
               f"{round_ratio(times, a, b):.2f} | {cpu[a] / cpu[b]:.2f} | {goal} |")
     seqs = cfg["batch"] / med["ffn_all"]
-    print(f"\nall 12 blocks' FFN neurons: {seqs:.2f} sequences/s "
+    print(f"\nall {cfg['layers']} blocks' FFN neurons: {seqs:.2f} sequences/s "
           f"({cfg['n_steps']} steps each); total runtime {time.perf_counter() - t0:.0f} s")
 
 

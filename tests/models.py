@@ -58,3 +58,19 @@ def text_cnn(vocab=50, length=12, seed=0, widths=(3, 4, 5, 6), maps=8):
             w[1] = np.random.default_rng(seed).normal(0, 0.3, w[1].shape).astype("float32")
             layer.set_weights(w)
     return model
+
+
+def tiny_bert(seed=0, length=12, num_classes=3, vocabulary=60):
+    """A small keras-hub BertTextClassifier (2 blocks, hidden 16, random init).
+
+    Skips the calling test when keras-hub is not installed.
+    """
+    import pytest
+
+    keras_hub = pytest.importorskip("keras_hub", reason="keras-hub is not installed")
+    keras.utils.set_random_seed(seed)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=vocabulary, num_layers=2, num_heads=2, hidden_dim=16,
+        intermediate_dim=32, max_sequence_length=length)
+    return keras_hub.models.BertTextClassifier(backbone, num_classes=num_classes,
+                                               preprocessor=None)

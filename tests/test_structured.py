@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import keras_conductance as kc
-from models import set_dense
+from models import set_dense, tiny_bert
 
 
 def two_input_model():
@@ -135,12 +135,7 @@ def test_clear_errors_for_structured_models():
 
 @pytest.fixture(scope="module")
 def bert():
-    keras_hub = pytest.importorskip("keras_hub", reason="keras-hub is not installed")
-    keras.utils.set_random_seed(3)
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=60, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32,
-        max_sequence_length=12)
-    return keras_hub.models.BertTextClassifier(backbone, num_classes=3, preprocessor=None)
+    return tiny_bert(seed=3)
 
 
 def bert_inputs(n=3, length=12, seed=0):

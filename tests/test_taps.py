@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import keras_conductance as kc
-from models import small_convnet
+from models import small_convnet, tiny_bert
 
 
 class Block(keras.layers.Layer):
@@ -156,12 +156,7 @@ def test_list_units_shows_the_sublayers():
 
 @pytest.mark.slow
 def test_bert_ffn_neurons_and_heads_of_every_block_in_one_call():
-    keras_hub = pytest.importorskip("keras_hub", reason="keras-hub is not installed")
-    keras.utils.set_random_seed(4)
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=60, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32,
-        max_sequence_length=8)
-    model = keras_hub.models.BertTextClassifier(backbone, num_classes=2, preprocessor=None)
+    model = tiny_bert(seed=4, length=8, num_classes=2)
     rng = np.random.default_rng(0)
     ids = rng.integers(4, 60, size=(2, 8)).astype("int32")
     inputs = {"token_ids": ids, "segment_ids": np.zeros_like(ids),
