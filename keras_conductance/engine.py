@@ -188,7 +188,7 @@ class PathEngine:
             found = []
 
             def trace(xs, consts):
-                ys, out = self._units(self._call_rows(xs) + list(consts))
+                ys, out = self.units(self._call_rows(xs) + list(consts))
                 found.extend(ys)
                 return out
 
@@ -200,7 +200,7 @@ class PathEngine:
     def _call_rows(self, rows):
         return [tf.cast(r, d) for r, d in zip(rows, self._dtypes)]
 
-    def _units(self, inputs):
+    def units(self, inputs):
         """The probe on ``inputs``: requested unit values (user order) and
         the explained output. Tapped sublayers are recorded during the call."""
         with self.taps.recording() as record:
@@ -237,12 +237,12 @@ class PathEngine:
         with tf.GradientTape() as tape:
             tape.watch(rows_in)
             if tangents is None:
-                ys, out = self._units(rows_in + list(consts))
+                ys, out = self.units(rows_in + list(consts))
                 ydots = None
             else:
                 primals_t = self._call_rows(tangents)
                 with tf.autodiff.ForwardAccumulator(rows_in, primals_t) as acc:
-                    ys, out = self._units(rows_in + list(consts))
+                    ys, out = self.units(rows_in + list(consts))
                 ydots = [acc.jvp(y) for y in ys]
             scores = select_score(out, target, target_fn)
             # Rows are independent (inference mode), so the gradient of the

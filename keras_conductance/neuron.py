@@ -106,28 +106,32 @@ class NeuronConductance:
         self.adapter = adapter = ModelAdapter(
             model, [layer], start_layer=start_layer, output=output, interpolate=interpolate,
             pre_softmax=pre_softmax, argument="layer")
-        if len(adapter.taps):
-            raise ValueError(
-                f"neuron_conductance needs a layer of the model graph; {layer!r} is "
-                "a unit inside a layer (conductance, measures and ablation take "
-                "those; Eq. 2 maps do not yet). `kc.list_units(model)` marks the "
-                "graph layers (in_graph=True)."
-            )
-        (y,) = adapter.tensors
         self._probe = adapter.probe
         self._n_path = len(adapter.path_tensors)
-        rank = len(y.shape)
+        self.jit_compile = resolve_jit(jit_compile)
+        # The engine runs the probe and records a unit inside a layer (a tap).
+        self._engine = PathEngine(self._probe, self._n_path, self.jit_compile, adapter.taps,
+                                  adapter.unit_order)
+        if len(adapter.taps):
+            shape = (None,) + self._engine.layer_shapes(
+                [t.shape[1:] for t in adapter.path_tensors],
+                [t.shape[1:] for t in adapter.const_tensors])[0]
+            self._head_to_y = None  # no graph to cut: the probe runs whole
+        else:
+            (y,) = adapter.tensors
+            shape = tuple(y.shape)
+            self._head_to_y = adapter.sub_model(adapter.path_tensors + adapter.const_tensors, y,
+                                                "kc_neuron_head")
+        rank = len(shape)
         self.channel_axis = channel_axis % rank if -rank <= channel_axis < rank else None
         if self.channel_axis in (None, 0):
             raise ValueError(
                 f"`channel_axis` must name a non-batch axis of layer {layer!r}'s "
-                f"output {tuple(y.shape)}. Received: channel_axis={channel_axis}."
+                f"output {shape}. Received: channel_axis={channel_axis}."
             )
         self.layer = layer
-        self.n_filters = int(y.shape[self.channel_axis])
+        self.n_filters = int(shape[self.channel_axis])
         self._sum_axes = [a for a in range(1, rank) if a != self.channel_axis]
-        self._head_to_y = adapter.sub_model(adapter.path_tensors + adapter.const_tensors, y,
-                                            "kc_neuron_head")
         # Eq. 2 is reported per group of path features: each feature, or
         # with a start layer each input position (token), summing the start
         # layer's extra axes (the embedding axis).
@@ -144,8 +148,11 @@ class NeuronConductance:
                 )
             self._extra[0] = len(start) - len(raw)
         self._steps = {}
-        self.jit_compile = resolve_jit(jit_compile)
-        self._engine = PathEngine(self._probe, self._n_path, self.jit_compile)
+
+    def _unit(self, inputs):
+        """The unit's value and the explained output on probe inputs."""
+        (y,), out = self._engine.units(inputs)
+        return y, out
 
     # -- compiled pieces ------------------------------------------------------
 
@@ -166,7 +173,7 @@ class NeuronConductance:
             """dF/dy times each row's quadrature weight, and the scores."""
             with tf.GradientTape() as tape:
                 tape.watch(rows)
-                y, out = probe(rows + consts, training=False)
+                y, out = self._unit(rows + consts)
                 scores = select_score(out, tf.repeat(target, m), target_fn)
                 # Rows are independent: the gradient of the weighted sum is
                 # each row's own dF/dy times its weight.
@@ -189,7 +196,7 @@ class NeuronConductance:
                 outer.watch(rows)
                 with tf.GradientTape() as inner:
                     inner.watch(rows)
-                    y, out = probe(rows + const_rows, training=False)
+                    y, out = self._unit(rows + const_rows)
                     scores = select_score(out, tf.repeat(target, m), target_fn)
                     total = tf.reduce_sum(scores * tf.tile(weights, [g_n]))
                 with outer.stop_recording():
@@ -213,7 +220,7 @@ class NeuronConductance:
         """One JVP per (row, input group): every filter from the same JVPs."""
         head, sum_axes = self._head_to_y, [a + 1 for a in self._sum_axes]
         rows_of, weighted_gradient = self._common(target_fn)
-        dtype = head.inputs[0].dtype
+        dtype = self._probe.inputs[0].dtype
         n_extra = self._extra[0]
 
         def step(xs, xbs, consts, alphas, weights, target, filters, groups):
@@ -236,7 +243,8 @@ class NeuronConductance:
             tangents = tf.reshape(tf.broadcast_to(tangents[:, None], full), flat)
             consts_t = [tf.repeat(c, m * k, axis=0) for c in consts]
             with tf.autodiff.ForwardAccumulator(rows_t, tangents) as acc:
-                y_t = head([rows_t] + consts_t, training=False)
+                y_t = self._unit([rows_t] + consts_t)[0] if head is None else \
+                    head([rows_t] + consts_t, training=False)
             jvp = tf.reshape(tf.cast(acc.jvp(y_t), tf.float32),
                              tf.concat([[g_n * m, k], tf.shape(y_t)[1:]], 0))
             s = tf.cast(g, tf.float32)[:, None] * jvp
@@ -452,7 +460,8 @@ def neuron_conductance(
         model: Functional or Sequential ``keras.Model`` (any inputs/outputs).
         inputs: examples in any structure ``kc.conductance`` takes (token
             ids with ``start_layer``).
-        layer: the hidden layer whose filters are explained.
+        layer: the hidden layer whose filters are explained, or a unit inside
+            a layer (``"block/sub/leaf"``, ``...:input``) as ``kc.conductance``.
         filters: filter (channel) indices ``(k,)``, per-example indices
             ``(B, k)`` (e.g. each example's top-k), or None for all.
         target: None (top predicted class), int, ``(B,)`` ints, or a callable

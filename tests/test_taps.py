@@ -255,3 +255,19 @@ def test_ablating_a_unit_inside_a_layer_equals_zeroing_its_weights(rng):
     assert heads.shape == (2, 2) and np.all(np.isfinite(heads))
     flip = kc.ablate_until_flip(model, x, "block/ffn_in", np.arange(10))
     assert flip.n_ablated.shape == (2,)
+
+
+def test_eq2_maps_of_a_unit_inside_a_layer(rng):
+    model = encoder(seed=6)
+    x = rng.normal(size=(2, 5, 6)).astype("float32")
+    unit = "block/ffn_in"
+    attr = kc.conductance(model, x, unit, target=0, n_steps=64, method="gauss_legendre")
+    reverse = kc.neuron_conductance(model, x, unit, [0, 3, 7], target=0, n_steps=64,
+                                    method="gauss_legendre", mode="reverse")
+    forward = kc.neuron_conductance(model, x, unit, [0, 3, 7], target=0, n_steps=64,
+                                    method="gauss_legendre", mode="forward")
+    assert reverse.shape == (2, 3, 5, 6)
+    np.testing.assert_allclose(forward, reverse, rtol=1e-4, atol=1e-6)
+    # Summed over the input features, a filter's map is its conductance.
+    np.testing.assert_allclose(reverse.sum(axis=(2, 3)), attr.per_filter(unit)[:, [0, 3, 7]],
+                               rtol=1e-3, atol=1e-5)
