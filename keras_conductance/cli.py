@@ -156,20 +156,32 @@ def _report(args) -> int:
     return 0
 
 
+class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default where it has a meaningful one."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or action.required:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keras-conductance",
         description="How important is a hidden unit? Conductance for Keras models.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    defaults = _ShowDefaults
     demo = sub.add_parser(
-        "demo", help="train a small CNN on bundled digits, explain it, write a report")
+        "demo", help="train a small CNN on bundled digits, explain it, write a report",
+        formatter_class=defaults)
     demo.add_argument("--out", default="conductance-report", help="report folder")
     demo.add_argument("--epochs", type=int, default=8, help="training epochs")
     demo.add_argument("--quiet", action="store_true", help="no progress messages")
     demo.set_defaults(func=_demo)
 
-    rep = sub.add_parser("report", help="explain a saved model's layers on your inputs")
+    rep = sub.add_parser("report", help="explain a saved model's layers on your inputs",
+                         formatter_class=defaults)
     rep.add_argument("model", help="a model saved with model.save('...keras')")
     rep.add_argument("--layer", action="append", required=True,
                      help="layer to explain (repeat for several)")
@@ -178,18 +190,19 @@ def build_parser() -> argparse.ArgumentParser:
                           "folder of images, or .txt (one sentence per line)")
     rep.add_argument("--output", default=None,
                      help="explained output of a multi-output model (name or index)")
-    rep.add_argument("--target", default="top", help="class index to explain, or 'top' (default)")
+    rep.add_argument("--target", default="top", help="class index to explain, or 'top' (the top predicted class)")
     rep.add_argument("--out", default="conductance-report", help="report folder")
     rep.add_argument("--preprocess", choices=["raw", "unit", "symmetric"], default="raw",
                      help="image scaling: raw 0..255, unit 0..1, symmetric -1..1")
     rep.add_argument("--start-layer", default=None,
-                     help="start the path at this layer (default: the Embedding of a text model)")
+                     help="start the path at this layer (none given: the Embedding of a text model)")
     rep.add_argument("--pre-softmax", action="store_true", help="explain the logit, not the softmax")
     rep.add_argument("--n-steps", type=int, default=64,
                      help="initial integration steps along the path")
     rep.add_argument("--tolerance", type=float, default=0.02,
                      help="completeness tolerance, relative to |F(x) - F(x')|")
-    rep.add_argument("--max-steps", type=int, default=1024)
+    rep.add_argument("--max-steps", type=int, default=1024,
+                     help="most integration steps that --tolerance refinement may reach")
     rep.add_argument("--unsafe", action="store_true",
                      help="allow unsafe deserialization (Lambda layers); only for trusted files")
     rep.add_argument("--json", action="store_true", help="print machine-readable results")
