@@ -228,15 +228,29 @@ class ModelAdapter:
         graph = self.graph
         if interpolate is not None:
             interp = self._input_indices(interpolate)
+            for i in interp:
+                if not keras.backend.is_float_dtype(graph.inputs[i].dtype):
+                    raise ValueError(
+                        f"`interpolate` names input {graph.input_names[i]!r}, whose dtype "
+                        f"is {graph.inputs[i].dtype}: only float inputs can move along "
+                        "a path. For token ids, pass `start_layer=` (their embedding)."
+                    )
         elif start_layer is not None:
             interp = []
         else:
             interp = [i for i, t in enumerate(graph.inputs)
                       if keras.backend.is_float_dtype(t.dtype)]
-        for i in interp:
-            self._check_not_ids(i)
+        if require_path:  # ablation with value="zero" interpolates nothing
+            for i in interp:
+                self._check_not_ids(i)
         if start_layer is None:
             if not interp and require_path:
+                if interpolate is not None:
+                    raise ValueError(
+                        f"`interpolate` is empty: nothing would move along the path. "
+                        f"Name some of the inputs {graph.input_names}, or pass "
+                        "`start_layer=`."
+                    )
                 raise ValueError(self._integer_message(graph.inputs[0].dtype))
             return [graph.inputs[i] for i in interp], interp
         (start,) = graph.resolve([start_layer], "start_layer")
@@ -255,6 +269,12 @@ class ModelAdapter:
             if name.endswith(suffix):
                 path, where = name[: -len(suffix)], kind
         if path in self.graph.tensors:
+            if self.graph.is_nested_model(path):
+                raise ValueError(
+                    f"Cannot tap {name!r}: {path!r} is a model nested in this one, and "
+                    "its layers run one by one here. Name it without a suffix (its "
+                    f"output, a graph layer) or tap one of its layers ({path}/...)."
+                )
             return Tap(name, self.graph.operation_of(self.graph.tensors[path]), where)
         if "/" not in path:
             self.graph.resolve([path], argument)  # "No such layer", with the list
@@ -463,8 +483,11 @@ class ModelAdapter:
         if self._head is not None:
             if structured:
                 given = self.structure(baselines, "baselines", partial=True)
-                merged = [a if g is None else np.broadcast_to(g, a.shape)
-                          for a, g in zip(arrays, given)]
+                # Entries left out: the input's own value before the start
+                # layer (held constant), zeros for an interpolated input.
+                merged = [(np.zeros_like(a) if i in self._interp else a) if g is None
+                          else np.broadcast_to(g, a.shape)
+                          for i, (a, g) in enumerate(zip(arrays, given))]
                 return self._baselines_from_raw(merged, xs)
             b = _numpy(baselines)
             if b.dtype.kind in "iu":
@@ -580,9 +603,8 @@ def list_units(model: keras.Model) -> List[Unit]:
             visit(child, path, owner)
 
     for name in graph.order:
-        op = graph.operation_of(graph.tensors[name])
-        if not isinstance(op, keras.Model):  # nested models are in the graph already
-            visit(op, name, name)
+        if not graph.is_nested_model(name):  # a nested model's layers are in the graph
+            visit(graph.operation_of(graph.tensors[name]), name, name)
     recorder = TapRecorder(taps)
     seen = []
 

@@ -1,8 +1,8 @@
 """One cache of built objects (explainers, ablators, compiled steps) per model.
 
 Every one-call function keeps what it built for a model here, so a loop of
-calls traces once. Entries are weakly keyed by the owner (dropping the model
-frees them), at most ``CACHE_SIZE`` option sets per owner and kind, least
+calls traces once. Entries live on their owner (dropping the model frees
+them), at most ``CACHE_SIZE`` option sets per owner and kind, least
 recently used evicted first; ``clear_cache()`` drops all of them.
 """
 
@@ -16,12 +16,31 @@ __all__ = ["CACHE_SIZE", "cached", "clear_cache", "entries"]
 
 CACHE_SIZE = 8
 T = TypeVar("T")
-_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# The entries live on their owner (attribute ``_kc_cache``): cached objects
+# refer back to their model, and a cycle model -> entry -> model is freed with
+# the model, where a weak-key dictionary would hold its values (and so the
+# key) forever. This set only finds the owners for ``clear_cache()``.
+_OWNERS: "weakref.WeakSet" = weakref.WeakSet()
+_ATTRIBUTE = "_kc_cache"
 
 
 def clear_cache() -> None:
     """Drops every cached explainer, ablator and compiled step."""
-    _CACHE.clear()
+    for owner in list(_OWNERS):
+        getattr(owner, _ATTRIBUTE, {}).clear()
+
+
+def _entries_of(owner):
+    per_owner = getattr(owner, _ATTRIBUTE, None)
+    if per_owner is None:
+        try:
+            # Past Keras' attribute tracking: a cache is not model state.
+            object.__setattr__(owner, _ATTRIBUTE, {})
+            _OWNERS.add(owner)
+        except (AttributeError, TypeError):  # no attributes or weak references
+            return None
+        per_owner = getattr(owner, _ATTRIBUTE)
+    return per_owner
 
 
 def cached(owner, kind: str, key: Hashable, build: Callable[[], T]) -> T:
@@ -33,9 +52,8 @@ def cached(owner, kind: str, key: Hashable, build: Callable[[], T]) -> T:
         key: the options the object was built with.
         build: makes the object when it is not cached.
     """
-    try:
-        per_owner = _CACHE.setdefault(owner, {})
-    except TypeError:  # not weak-referenceable: no caching
+    per_owner = _entries_of(owner)
+    if per_owner is None:
         return build()
     entries = per_owner.setdefault(kind, collections.OrderedDict())
     value = entries.get(key)
@@ -50,7 +68,4 @@ def cached(owner, kind: str, key: Hashable, build: Callable[[], T]) -> T:
 
 def entries(owner, kind: str) -> "collections.OrderedDict":
     """The cached objects of one kind for ``owner`` (for tests and tools)."""
-    try:
-        return _CACHE.get(owner, {}).get(kind, collections.OrderedDict())
-    except TypeError:
-        return collections.OrderedDict()
+    return getattr(owner, _ATTRIBUTE, {}).get(kind, collections.OrderedDict())

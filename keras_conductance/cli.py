@@ -72,7 +72,8 @@ def _checks(model, inputs, measures, images, names, start, args):
                           np.take_along_axis(cond.per_filter(layer), top, 1)[shown],
                           pixels=(255 * images[shown]).astype("uint8"), titles=names[shown],
                           target=None if target is None else target[shown],
-                          pre_softmax=args.pre_softmax, n_steps=args.n_steps)
+                          output=args.output, pre_softmax=args.pre_softmax,
+                          n_steps=args.n_steps)
         figures.append((f"{layer}_pixel_maps", maps.plot()))
     elif start is not None and str(model.inputs[0].dtype) != "string":
         # Token ids map to positions; a model that vectorizes strings inside
@@ -94,7 +95,8 @@ def _token_figure(model, inputs, layer, top, names, target, start, args):
 
     fig, axes = plt.subplots(len(names), 1, figsize=(10, 1.2 * len(names) + 0.5), squeeze=False)
     for i, ax in enumerate(axes[:, 0]):
-        maps = kc.neuron_conductance(model, inputs[i:i + 1], layer, top[i], start_layer=start,
+        maps = kc.neuron_conductance(model, _take(inputs, slice(i, i + 1)), layer, top[i],
+                                     output=args.output, start_layer=start,
                                      target=None if target is None else target[i:i + 1],
                                      pre_softmax=args.pre_softmax, n_steps=args.n_steps)[0]
         maps = maps.reshape(len(top[i]), -1)

@@ -542,23 +542,6 @@ def conductance_over_dataset(
     return _result(totals, explainer, target, slots, rule, label_spec is not None)
 
 
-def _cached_step(explainer: Conductance, rule, m, baseline, *settings) -> _DatasetStep:
-    """The step for these settings, kept with the explainer: repeated calls
-    (e.g. one per class subset) reuse its traces."""
-    key = (rule.method, rule.n_steps, m, baseline.tobytes()) + tuple(
-        id(s) if isinstance(s, tf.distribute.Strategy) else s for s in settings
-    )
-    per_explainer = _STEPS.setdefault(explainer, collections.OrderedDict())
-    step = per_explainer.get(key)
-    if step is None:
-        step = _DatasetStep(explainer, rule, m, baseline, *settings)
-        per_explainer[key] = step
-        while len(per_explainer) > STEP_CACHE_SIZE:
-            per_explainer.popitem(last=False)
-    per_explainer.move_to_end(key)
-    return step
-
-
 def _cached_step(explainer: Conductance, rule, m, baselines, *settings) -> _DatasetStep:
     """The step for these settings, kept with the explainer: repeated calls
     (e.g. one per class subset) reuse its traces."""

@@ -245,6 +245,13 @@ class LayerGraph:
             output_nodes[0].operation.name
         ]
 
+    def is_nested_model(self, name: str) -> bool:
+        """Whether ``name`` is a model nested in this one (flattened here:
+        its output is also the output of its last inner layer)."""
+        tensor = self.tensors[name]
+        return any(other.startswith(name + "/") and t is tensor
+                   for other, t in self.tensors.items())
+
     def sublayer(self, path: str):
         """The layer inside a graph layer at ``"graph_layer/inner/.../leaf"``.
 

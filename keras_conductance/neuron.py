@@ -347,12 +347,13 @@ class NeuronConductance:
     def _refine(self, maps, args, n_steps, tolerance, max_steps):
         """Doubles n_steps for the examples whose maps still change by more
         than ``tolerance * |F(x) - F(x')|`` (summed per filter)."""
-        prep = args[0]
-        f1 = self._engine.forward(prep.xs, prep.consts)
-        f0 = self._engine.forward(prep.baselines, prep.consts)
-        rows = np.arange(prep.n)
-        scale = np.abs(f1.reshape(prep.n, -1) - f0.reshape(prep.n, -1)).max(axis=1)
-        todo, steps = rows, n_steps
+        prep, target, target_fn = args[0], args[1], args[2]
+        ends = [self._engine.forward(xs, prep.consts) for xs in (prep.xs, prep.baselines)]
+        f1, f0 = [np.asarray(select_score(tf.constant(f), tf.constant(target), target_fn))
+                  for f in ends]
+        # The explained score's change along the path: the scale of Eq. 2.
+        scale = np.abs(f1 - f0)
+        todo, steps = np.arange(prep.n), n_steps
         while todo.size and steps * 2 <= max_steps:
             steps *= 2
             sub = (args[0].take(todo), args[1][todo], args[2], args[3][todo]) + args[4:]

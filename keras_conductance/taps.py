@@ -113,6 +113,13 @@ class TapRecorder:
 def _wrap(call, seen: list, where: str, value=None):
     def tapped(*args, **kwargs):
         if where == "input":
+            first = args[0] if args else next(iter(kwargs.values()))
+            if isinstance(first, (list, tuple, dict)):
+                raise ValueError(
+                    f"Cannot tap the input of {getattr(call, '__self__', call)!r}: it takes "
+                    "several tensors (a list or dict), not one set of units. Tap the "
+                    "output of one of the layers that produce them instead."
+                )
             if args:
                 first = tf.identity(args[0]) if value is None else value
                 args = (first,) + tuple(args[1:])

@@ -52,3 +52,17 @@ def test_cache_is_bounded(rng):
     for batch_size in (1, 2, 3):
         kc.conductance(model, x, sets[0], n_steps=2, batch_size=batch_size)
     assert len(cache.entries(model, "explainer")) == functional.CACHE_SIZE
+
+
+def test_dropping_the_model_frees_its_cache_entries():
+    import gc
+    import weakref
+
+    model = small_convnet()
+    x = np.ones((1, 8, 8, 2), "float32")
+    kc.conductance(model, x, "conv2", n_steps=4)
+    kc.ablation_scores(model, x, "conv2")
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None

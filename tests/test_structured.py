@@ -203,3 +203,35 @@ def test_cli_report_reads_one_array_per_named_input(tmp_path):
                                expected, rtol=1e-4, atol=1e-6)
     np.savez(tmp_path / "bad.npz", a=a)
     assert cli.main(args[:5] + [str(tmp_path / "bad.npz")] + args[6:]) == 2
+
+
+def test_review_edge_cases():
+    # An int input named in `interpolate`, or an empty `interpolate`, is an error.
+    model = two_input_model()
+    with pytest.raises(ValueError, match=r"`interpolate` is empty"):
+        kc.conductance(model, [A, B], "hidden", interpolate=[])
+    ids = keras.Input((3,), dtype="int32", name="ids")
+    cast = keras.layers.Lambda(lambda t: keras.ops.cast(t, "float32"), name="cast")(ids)
+    ints = keras.Model(ids, keras.layers.Dense(1, name="d")(cast))
+    with pytest.raises(ValueError, match=r"`interpolate` names input 'ids', whose dtype is int32"):
+        kc.conductance(ints, np.ones((1, 3), "int32"), "d", interpolate=[0])
+    # Ablation with value="zero" interpolates nothing: float ids are fine there.
+    tokens = keras.Input((5,), name="tokens")
+    emb = keras.layers.Embedding(10, 4, name="emb")(tokens)
+    flat = keras.layers.Flatten(name="fl")(emb)
+    floats = keras.Model(tokens, keras.layers.Dense(2, name="out")(flat))
+    assert kc.ablation_scores(floats, np.ones((1, 5)), "fl").shape == (1, 20)
+    # With a start layer, an interpolated input left out of dict baselines
+    # starts at zero, as without a start layer.
+    tok = keras.Input((4,), dtype="int32", name="tok")
+    feat = keras.Input((2,), name="feat")
+    pooled = keras.layers.Flatten(name="pool")(keras.layers.Embedding(9, 3, name="e")(tok))
+    cat = keras.layers.Concatenate(name="cat")([pooled, feat])
+    mixed = keras.Model([tok, feat], keras.layers.Dense(1, name="o")(cat))
+    inputs = {"tok": np.ones((1, 4), "int32"), "feat": np.ones((1, 2), "float32")}
+    left_out = kc.conductance(mixed, inputs, "cat", start_layer="e", interpolate=["feat"],
+                              baselines={"tok": np.zeros((1, 4), "int32")}, n_steps=4)
+    explicit = kc.conductance(mixed, inputs, "cat", start_layer="e", interpolate=["feat"],
+                              baselines={"tok": np.zeros((1, 4), "int32"),
+                                         "feat": np.zeros((1, 2), "float32")}, n_steps=4)
+    np.testing.assert_allclose(left_out.output_diff, explicit.output_diff, rtol=1e-6)

@@ -271,3 +271,31 @@ def test_eq2_maps_of_a_unit_inside_a_layer(rng):
     # Summed over the input features, a filter's map is its conductance.
     np.testing.assert_allclose(reverse.sum(axis=(2, 3)), attr.per_filter(unit)[:, [0, 3, 7]],
                                rtol=1e-3, atol=1e-5)
+
+
+def test_taps_refuse_nested_models_and_list_inputs(rng):
+    inner_in = keras.Input((3,), name="i")
+    inner = keras.Model(inner_in, keras.layers.Dense(5, name="d1")(inner_in), name="enc")
+    outer_in = keras.Input((3,), name="x")
+    outer = keras.Model(outer_in, keras.layers.Dense(2, name="o")(inner(outer_in)))
+    x = rng.normal(size=(2, 3)).astype("float32")
+    with pytest.raises(ValueError, match=r"Cannot tap 'enc:input': 'enc' is a model nested"):
+        kc.conductance(outer, x, "enc:input")
+    assert kc.conductance(outer, x, "enc", n_steps=2)["enc"].shape == (2, 5)
+    paths = [u.path for u in kc.list_units(outer)]
+    assert paths == ["x", "enc/d1", "enc", "o"]  # the nested model is not walked twice
+
+    class Merge(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.a = keras.layers.Dense(4, name="a")
+            self.cat = keras.layers.Concatenate(name="cat")
+
+        def call(self, t):
+            return self.cat([self.a(t), t])
+
+    inp = keras.Input((4,), name="x")
+    merged = keras.Model(inp, keras.layers.Dense(2, name="o")(Merge(name="blk")(inp)))
+    with pytest.raises(ValueError, match=r"Cannot tap the input of .*it takes several tensors"):
+        kc.conductance(merged, rng.normal(size=(1, 4)).astype("float32"), "blk/cat:input")
+    assert "call" not in vars(merged.get_layer("blk").cat)

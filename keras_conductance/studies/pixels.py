@@ -82,6 +82,7 @@ def pixel_maps(
     titles: Optional[Sequence[str]] = None,
     target=None,
     baselines=None,
+    output=None,
     pre_softmax: bool = False,
     n_steps: int = 64,
     method: str = "trapezoid",
@@ -98,13 +99,13 @@ def pixel_maps(
         pixels: ``(B, H, W, 3)`` uint8 images to display (default: rescaled
             inputs).
         titles: captions.
-        target, baselines, pre_softmax, n_steps, method, batch_size: as
-            ``neuron_conductance``.
+        target, baselines, output, pre_softmax: as ``neuron_conductance``.
+        n_steps, method, batch_size: as ``neuron_conductance``.
 
     Returns:
         ``PixelMaps``.
     """
-    explainer = NeuronConductance(model, layer, pre_softmax=pre_softmax)
+    explainer = NeuronConductance(model, layer, output=output, pre_softmax=pre_softmax)
     filters = np.asarray(filters)
     target = None if target is None else np.broadcast_to(np.asarray(target), (len(images),))
     maps = []
