@@ -5,13 +5,34 @@ Gradients attribution through a hidden unit. This package computes it, and
 the paper's comparison measures, for TensorFlow 2 / Keras 3 models.
 """
 
-from keras_conductance.adapter import Unit, list_units
-from keras_conductance.ablation import Ablator, FlipResult, ablate_until_flip, ablation_scores
-from keras_conductance.attribution import Attribution, Measures
-from keras_conductance.callbacks import ConductanceCallback
-from keras_conductance.dataset_conductance import DatasetConductance, conductance_over_dataset
-from keras_conductance.explainer import Conductance
-from keras_conductance.functional import (
+import os as _os
+
+# Everything here is TensorFlow (tapes, tf.function, tf.distribute): refuse
+# other Keras backends at once, before Keras itself fails on a missing jax.
+_BACKEND = _os.environ.get("KERAS_BACKEND", "tensorflow")
+if _BACKEND != "tensorflow":
+    raise ImportError(
+        f"keras_conductance needs Keras' TensorFlow backend; KERAS_BACKEND is "
+        f"{_BACKEND!r}. Set KERAS_BACKEND=tensorflow (e.g. `export "
+        "KERAS_BACKEND=tensorflow`, or os.environ['KERAS_BACKEND'] = 'tensorflow' "
+        "before importing keras) and import again."
+    )
+
+import keras as _keras  # noqa: E402
+
+if _keras.backend.backend() != "tensorflow":  # e.g. set in ~/.keras/keras.json
+    raise ImportError(
+        f"keras_conductance needs Keras' TensorFlow backend; Keras is using "
+        f"{_keras.backend.backend()!r}. Set KERAS_BACKEND=tensorflow and import again."
+    )
+
+from keras_conductance.adapter import Unit, list_units  # noqa: E402
+from keras_conductance.ablation import Ablator, FlipResult, ablate_until_flip, ablation_scores  # noqa: E402
+from keras_conductance.attribution import Attribution, Measures  # noqa: E402
+from keras_conductance.callbacks import ConductanceCallback  # noqa: E402
+from keras_conductance.dataset_conductance import DatasetConductance, conductance_over_dataset  # noqa: E402
+from keras_conductance.explainer import Conductance  # noqa: E402
+from keras_conductance.functional import (  # noqa: E402
     activation,
     clear_cache,
     conductance,
@@ -19,10 +40,10 @@ from keras_conductance.functional import (
     internal_influence,
     measures,
 )
-from keras_conductance.neuron import NeuronConductance, neuron_conductance
-from keras_conductance.quadrature import METHODS, Rule, make_rule
-from keras_conductance.split import Split, split_model
-from keras_conductance.targets import strip_softmax
+from keras_conductance.neuron import NeuronConductance, neuron_conductance  # noqa: E402
+from keras_conductance.quadrature import METHODS, Rule, make_rule  # noqa: E402
+from keras_conductance.split import Split, split_model  # noqa: E402
+from keras_conductance.targets import strip_softmax  # noqa: E402
 
 __version__ = "0.1.0"
 

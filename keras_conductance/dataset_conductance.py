@@ -586,8 +586,9 @@ def _warn_convergence(totals, explainer: Conductance, rule):
             warnings.warn(
                 f"Mean completeness error of layer {name!r} is {100 * relative:.1f}% of "
                 f"the mean |F(x) - F(x')| with method={rule.method!r}, "
-                f"n_steps={rule.n_steps}: the path crosses many ReLU kinks. Pass a "
-                "larger `n_steps` (e.g. 200-400).",
+                f"n_steps={rule.n_steps}: the gradient changes faster along the path "
+                "than the steps resolve (ReLU kinks, or steep tanh/GELU/softmax "
+                "regions). Pass a larger `n_steps` (e.g. 200-400).",
                 stacklevel=3,
             )
 

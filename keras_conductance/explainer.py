@@ -357,8 +357,9 @@ class Conductance:
                 "convergence",
                 f"Completeness error |delta| reaches {100 * worst.max():.1f}% of "
                 f"|F(x) - F(x')| (median {100 * np.median(worst):.1f}%) with "
-                f"method={method!r}, n_steps={n_steps}: the path crosses many "
-                "ReLU kinks. Pass a larger `n_steps` (e.g. 200-400), or "
+                f"method={method!r}, n_steps={n_steps}: the gradient changes faster "
+                "along the path than the steps resolve (ReLU kinks, or steep "
+                "tanh/GELU/softmax regions). Pass a larger `n_steps` (e.g. 200-400), or "
                 "`tolerance=0.01` to refine each example until converged.",
             )
 

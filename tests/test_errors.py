@@ -133,3 +133,17 @@ def test_unknown_attribution_layer(model):
     attr = kc.conductance(model, X + 1, "conv1", n_steps=2)
     with pytest.raises(KeyError, match=r"No attribution for layer 'conv2'.*\['conv1'\]"):
         attr["conv2"]
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_other_keras_backends_are_refused_at_import(backend):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    run = subprocess.run([sys.executable, "-c", "import keras_conductance"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert f"needs Keras' TensorFlow backend; KERAS_BACKEND is '{backend}'" in run.stderr
+    assert "Set KERAS_BACKEND=tensorflow" in run.stderr
