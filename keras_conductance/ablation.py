@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_conductance.adapter import ModelAdapter
+from keras_conductance.adapter import ModelAdapter, options_key
 from keras_conductance.cache import cached
 from keras_conductance.engine import budget_batch_size, check_batch_size
 from keras_conductance.targets import resolve_target
@@ -388,9 +388,7 @@ class Ablator:
 
 
 def _cached(model, layer, output, start_layer, interpolate, pre_softmax, channel_axis) -> Ablator:
-    interp = interpolate if interpolate is None or isinstance(interpolate, (str, int)) \
-        else tuple(interpolate)
-    key = (layer, output, start_layer, interp, bool(pre_softmax), channel_axis)
+    key = options_key(layer, output, start_layer, interpolate, bool(pre_softmax), channel_axis)
     return cached(model, "ablator", key, lambda: Ablator(
         model, layer, output=output, start_layer=start_layer, interpolate=interpolate,
         pre_softmax=pre_softmax, channel_axis=channel_axis))

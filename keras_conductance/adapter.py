@@ -35,7 +35,7 @@ from keras_conductance.graph import layer_graph
 from keras_conductance.taps import INPUT_SUFFIX, OUTPUT_SUFFIX, Tap, TapRecorder
 from keras_conductance.targets import logits_of, squashing_of
 
-__all__ = ["ModelAdapter", "Prepared", "Unit", "as_names", "list_units"]
+__all__ = ["ModelAdapter", "Prepared", "Unit", "as_names", "list_units", "options_key"]
 
 Output = Union[None, int, str]
 
@@ -56,6 +56,11 @@ def as_names(layers, argument: str = "layers") -> List[str]:
     if len(set(map(repr, names))) != len(names):
         raise ValueError(f"`{argument}` names a layer twice. Received: {names}.")
     return names
+
+
+def options_key(*options) -> tuple:
+    """A hashable cache key of constructor options (lists become tuples)."""
+    return tuple(tuple(o) if isinstance(o, list) else o for o in options)
 
 
 @dataclasses.dataclass

@@ -13,7 +13,7 @@ from typing import Optional, Sequence, Union
 
 import keras
 
-from keras_conductance.adapter import as_names
+from keras_conductance.adapter import as_names, options_key
 from keras_conductance.attribution import Attribution, Measures
 from keras_conductance.cache import CACHE_SIZE, cached, clear_cache
 from keras_conductance.explainer import Conductance
@@ -40,10 +40,8 @@ def explainer_for(model: keras.Model, layers: Layers, *, output: Output = None,
                   jit_compile: Union[bool, str] = "auto",
                   pre_softmax: bool = False) -> Conductance:
     """The cached explainer for these compile-relevant options."""
-    interp = interpolate if interpolate is None or isinstance(interpolate, (str, int)) \
-        else tuple(interpolate)
-    key = (tuple(as_names(layers, "layers")), output, start_layer, interp,
-           str(jit_compile), bool(pre_softmax))
+    key = options_key(as_names(layers, "layers"), output, start_layer, interpolate,
+                      str(jit_compile), bool(pre_softmax))
     return cached(model, "explainer", key, lambda: Conductance(
         model, layers, output=output, start_layer=start_layer, interpolate=interpolate,
         jit_compile=jit_compile, pre_softmax=pre_softmax))

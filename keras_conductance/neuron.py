@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_conductance import quadrature
-from keras_conductance.adapter import ModelAdapter, Prepared
+from keras_conductance.adapter import ModelAdapter, Prepared, options_key
 from keras_conductance.cache import cached
 from keras_conductance.engine import (
     PathEngine,
@@ -495,9 +495,8 @@ def neuron_conductance(
         float32 ``(B, k, *input_shape[1:])`` for one interpolated tensor;
         with several, a dict of such maps keyed by interpolated input name.
     """
-    interp = interpolate if interpolate is None or isinstance(interpolate, (str, int)) \
-        else tuple(interpolate)
-    key = (layer, output, start_layer, interp, str(jit_compile), bool(pre_softmax), channel_axis)
+    key = options_key(layer, output, start_layer, interpolate, str(jit_compile),
+                      bool(pre_softmax), channel_axis)
     explainer = cached(model, "neuron", key, lambda: NeuronConductance(
         model, layer, output=output, start_layer=start_layer, interpolate=interpolate,
         jit_compile=jit_compile, pre_softmax=pre_softmax, channel_axis=channel_axis))
