@@ -281,7 +281,7 @@ class ModelAdapter:
                     f"output, a graph layer) or tap one of its layers ({path}/...)."
                 )
             return Tap(name, self.graph.operation_of(self.graph.tensors[path]), where)
-        if "/" not in path:
+        if "/" not in path and self.graph.root is None:
             self.graph.resolve([path], argument)  # "No such layer", with the list
         return Tap(name, self.graph.sublayer(path), where)
 
@@ -307,6 +307,15 @@ class ModelAdapter:
                               keras.layers.Embedding)]
 
     def _integer_message(self, dtype) -> str:
+        if self.graph.root is not None:
+            return (
+                f"`inputs` have integer dtype {dtype}: integer ids (e.g. tokens) cannot "
+                f"be interpolated along a path, and the subclassed model "
+                f"'{self.model.name}' has no graph in which the path could start at "
+                "the embedding's output. Build the embedding and the rest as a "
+                "Functional model (or a Functional model around two subclassed "
+                "parts) and pass `start_layer=` to start there."
+            )
         return (
             f"`inputs` have integer dtype {dtype}: integer ids (e.g. tokens) cannot be "
             "interpolated along a path. Pass `start_layer=` to start the path "
@@ -607,15 +616,21 @@ def list_units(model: keras.Model) -> List[Unit]:
             owners.append(owner)
             visit(child, path, owner)
 
-    for name in graph.order:
-        if not graph.is_nested_model(name):  # a nested model's layers are in the graph
-            visit(graph.operation_of(graph.tensors[name]), name, name)
+    if graph.root is not None:  # a subclassed model: its sublayers by their own names
+        for child in sublayers(graph.root):
+            taps.append(Tap(child.name, child))
+            owners.append(graph.root.name)
+            visit(child, child.name, graph.root.name)
+    else:
+        for name in graph.order:
+            if not graph.is_nested_model(name):  # its layers are in the graph
+                visit(graph.operation_of(graph.tensors[name]), name, name)
     recorder = TapRecorder(taps)
     seen = []
 
     def trace(*inputs):
         with recorder.recording() as record:
-            out = graph.model(list(inputs), training=False)
+            out = graph.model(inputs[0] if len(inputs) == 1 else list(inputs), training=False)
         seen.extend(record.seen)
         return out
 

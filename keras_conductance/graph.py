@@ -13,11 +13,11 @@ from __future__ import annotations
 import collections
 import dataclasses
 import difflib
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import keras
 
-__all__ = ["LayerGraph", "layer_graph", "producer", "sublayers"]
+__all__ = ["LayerGraph", "layer_graph", "producer", "require_functional", "sublayers"]
 
 
 def producer(tensor):
@@ -42,7 +42,7 @@ def _is_graph_model(model) -> bool:
     return isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth")
 
 
-def _functional_of(model):
+def require_functional(model):
     """Returns the Functional graph behind ``model`` or raises a clear error."""
     if not isinstance(model, keras.Model):
         raise TypeError(
@@ -62,14 +62,48 @@ def _functional_of(model):
     if not hasattr(model, "_nodes_by_depth"):
         raise TypeError(
             f"Model '{model.name}' is a subclassed keras.Model "
-            f"({type(model).__name__}). keras_conductance needs a layer graph "
-            "to split at a hidden layer, which only Functional and Sequential "
-            "models have. Rebuild the model with the Functional API (e.g. "
-            "`inputs = keras.Input(...); outputs = ...; "
-            "keras.Model(inputs, outputs)`), or wrap the subclassed parts as "
-            "layers of a Functional model."
+            f"({type(model).__name__}): it has no layer graph to split. Units "
+            "inside it are still reached by tapping (`kc.conductance(model, x, "
+            "['dense'])` names its sublayers), but splitting needs the "
+            "Functional API (e.g. `inputs = keras.Input(...); outputs = ...; "
+            "keras.Model(inputs, outputs)`)."
         )
     return model
+
+
+def _is_subclassed(model) -> bool:
+    return isinstance(model, keras.Model) and not _is_graph_model(model)
+
+
+def _wrap_subclassed(model):
+    """A Functional model of one node, the subclassed ``model``, on inputs
+    shaped as in its first call. Its sublayers are then reached by tapping;
+    the model itself is unchanged apart from the symbolic call."""
+    shapes = getattr(model, "_build_shapes_dict", None)
+    if not model.built or not shapes:
+        raise ValueError(
+            f"The subclassed model '{model.name}' ({type(model).__name__}) has not "
+            "been called yet, so the shapes of its inputs are unknown. Call it once "
+            "on a batch of data (`model(x)`) before explaining it."
+        )
+
+    def make(shape, name):
+        return keras.Input(shape=tuple(shape)[1:], name=name)
+
+    if len(shapes) == 1:
+        (shape,) = shapes.values()
+        if isinstance(shape, dict):
+            args = ({k: make(v, k) for k, v in shape.items()},)
+        elif isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
+            args = ([make(v, f"input_{i}") for i, v in enumerate(shape)],)
+        else:
+            args = (make(shape, "inputs"),)
+        outputs = model(*args)
+        inputs = args[0]
+    else:  # call(self, x, mask): one tensor per argument, by keyword
+        inputs = {k[: -len("_shape")]: make(v, k[: -len("_shape")]) for k, v in shapes.items()}
+        outputs = model(**inputs)
+    return keras.Model(inputs, outputs, name=f"{model.name}_graph")
 
 
 def _has_nested_models(functional) -> bool:
@@ -96,6 +130,8 @@ class LayerGraph:
     order: List[str]
     input_names: List[str] = dataclasses.field(default_factory=list)
     output_names: List[str] = dataclasses.field(default_factory=list)
+    # A subclassed model seen as one node: its sublayers are named from it.
+    root: Optional[keras.Model] = None
 
     def names(self) -> List[str]:
         return list(self.order)
@@ -259,6 +295,8 @@ class LayerGraph:
             ValueError: no such path; the message lists the valid next steps.
         """
         parts = path.split("/")
+        if self.root is not None:
+            return self._walk(self.root, "", parts)
         for k in range(len(parts) - 1, 0, -1):
             prefix = "/".join(parts[:k])
             if prefix in self.tensors:
@@ -273,17 +311,22 @@ class LayerGraph:
 
     @staticmethod
     def _walk(layer, prefix: str, rest: Sequence[str]):
+        def join(name):
+            return f"{prefix}/{name}" if prefix else name
+
         for name in rest:
             children = {c.name: c for c in sublayers(layer)}
             if name not in children:
-                valid = [f"{prefix}/{c}" for c in children]
-                close = difflib.get_close_matches(f"{prefix}/{name}", valid, n=3)
+                valid = [join(c) for c in children]
+                close = difflib.get_close_matches(join(name), valid, n=3)
                 hint = f" Did you mean {close}?" if close else ""
+                owner = repr(prefix) if prefix else f"model '{layer.name}'"
                 raise ValueError(
-                    f"No such sublayer: {prefix + '/' + name!r}.{hint} Sublayers of "
-                    f"{prefix!r} are: {valid or 'none (it has no sublayers)'}."
+                    f"No such sublayer: {join(name)!r}.{hint} Sublayers of "
+                    f"{owner} are: {valid or 'none (it has no sublayers)'}. "
+                    "`kc.list_units(model)` lists every addressable unit."
                 )
-            layer, prefix = children[name], f"{prefix}/{name}"
+            layer, prefix = children[name], join(name)
         return layer
 
     def is_cut(self, names: Sequence[str], sources=None, outputs=None) -> bool:
@@ -361,7 +404,7 @@ def _flatten(model):
     def apply(functional, inputs, prefix):
         def operation_fn(op):
             if _is_graph_model(op):
-                inner = _functional_of(op)
+                inner = require_functional(op)
 
                 def call_nested(*args, **kwargs):
                     args = [a for a in args if a is not None]
@@ -382,7 +425,7 @@ def _flatten(model):
 
         return functional._run_through_graph(inputs, operation_fn=operation_fn)
 
-    functional = _functional_of(model)
+    functional = require_functional(model)
     new_inputs = [
         keras.Input(shape=t.shape[1:], dtype=t.dtype, name=f"{t.name}_flat")
         for t in functional.inputs
@@ -428,7 +471,15 @@ def layer_graph(model: keras.Model) -> LayerGraph:
     cached = getattr(model, "_kc_layer_graph", None)
     if cached is not None:
         return cached
-    functional = _functional_of(model)
+    if _is_subclassed(model):
+        wrapper = _wrap_subclassed(model)
+        tensors, order = _node_names(wrapper)
+        names = (_struct_names(wrapper._inputs_struct, wrapper.inputs),
+                 _struct_names(wrapper._outputs_struct, wrapper.outputs))
+        graph = LayerGraph(wrapper, tensors, order, *names, root=model)
+        object.__setattr__(model, "_kc_layer_graph", graph)
+        return graph
+    functional = require_functional(model)
     names = (_struct_names(functional._inputs_struct, functional.inputs),
              _struct_names(functional._outputs_struct, functional.outputs))
     if _has_nested_models(functional):

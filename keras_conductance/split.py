@@ -8,7 +8,7 @@ from typing import List, Sequence, Union
 import keras
 
 from keras_conductance.adapter import as_names
-from keras_conductance.graph import layer_graph
+from keras_conductance.graph import layer_graph, require_functional
 
 __all__ = ["Split", "split_model"]
 
@@ -57,6 +57,8 @@ def split_model(model: keras.Model, layers: Union[str, Sequence[str]]) -> Split:
     """
     names = as_names(layers, "layers")
     graph = layer_graph(model)
+    if graph.root is not None:
+        require_functional(model)  # the "subclassed: no graph to split" error
     tensors = graph.resolve(names)
     graph.check_cut(names)
     source = graph.model
