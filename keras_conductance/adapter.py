@@ -630,7 +630,8 @@ def list_units(model: keras.Model) -> List[Unit]:
 
     def trace(*inputs):
         with recorder.recording() as record:
-            out = graph.model(inputs[0] if len(inputs) == 1 else list(inputs), training=False)
+            out = graph.model(keras.tree.pack_sequence_as(graph.model._inputs_struct, list(inputs)),
+                              training=False)
         seen.extend(record.seen)
         return out
 

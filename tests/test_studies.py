@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 import keras_conductance as kc
-from keras_conductance.datasets import Vocabulary, load_imagenet_samples, load_sst, tokenize
+from keras_conductance.datasets import (
+    Vocabulary,
+    load_imagenet_samples,
+    load_sst,
+    load_sst_phrases,
+    tokenize,
+)
 from keras_conductance.studies import (ablation_agreement, division_of_labour,
                                        feature_selection, filters_to_flip, negation_study,
                                        pixel_maps, predicted_sign, select_filters,
@@ -234,6 +240,26 @@ def test_staged_loaders(shared_data):
     assert photos.images.shape == (100, 64, 64, 3) and photos.pixels.dtype == np.uint8
     np.testing.assert_array_equal(photos.labels, np.arange(0, 1000, 10))
     assert photos.names[0] == "tench" and -1.0 <= photos.images.min() < photos.images.max() <= 1.0
+
+
+@pytest.mark.data
+def test_sst_phrases_from_the_trees(shared_data):
+    phrases = load_sst_phrases("train", data_dir=shared_data)
+    # Unique non-neutral nodes of the 8,544 training trees; every SST-2
+    # training sentence is among them (a root), lower-cased like stsa.
+    assert len(phrases) == 77195 and phrases.labels.sum() == 42407
+    text = {" ".join(t): int(l) for t, l in zip(phrases.tokens, phrases.labels)}
+    sentences = load_sst("train", data_dir=shared_data)
+    assert all(text[" ".join(t)] == l for t, l in zip(sentences.tokens, sentences.labels))
+    assert text["not great"] == 0 and text["great"] == 1
+
+
+def test_tree_phrases_by_hand():
+    from keras_conductance.datasets.sst import _tree_phrases
+
+    got = list(_tree_phrases("(1 (2 Not) (3 (2 very) (4 Good)))"))
+    assert got == [(2, ["not"]), (2, ["very"]), (4, ["good"]), (3, ["very", "good"]),
+                   (1, ["not", "very", "good"])]
 
 
 @pytest.mark.slow

@@ -6,7 +6,13 @@ from keras_conductance.datasets.imagenet import (
     load_imagenet_samples,
 )
 from keras_conductance.datasets.paths import default_data_dir
-from keras_conductance.datasets.sst import Sentences, Vocabulary, load_sst, tokenize
+from keras_conductance.datasets.sst import (
+    Sentences,
+    Vocabulary,
+    load_sst,
+    load_sst_phrases,
+    tokenize,
+)
 
 __all__ = [
     "ImageSamples",
@@ -16,5 +22,6 @@ __all__ = [
     "imagenet_class_index",
     "load_imagenet_samples",
     "load_sst",
+    "load_sst_phrases",
     "tokenize",
 ]

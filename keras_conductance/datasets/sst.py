@@ -19,7 +19,7 @@ import numpy as np
 
 from keras_conductance.datasets.paths import default_data_dir
 
-__all__ = ["SPLITS", "Sentences", "Vocabulary", "load_sst", "tokenize"]
+__all__ = ["SPLITS", "Sentences", "Vocabulary", "load_sst", "load_sst_phrases", "tokenize"]
 
 SPLITS = ("train", "dev", "test")
 _TFDS_SPLITS = {"train": "train", "dev": "validation"}
@@ -87,6 +87,59 @@ def load_sst(split: str, *, source: str = "staged", data_dir=None) -> Sentences:
     if source == "tfds":
         return _load_tfds(split)
     raise ValueError(f"Unknown SST source: source={source!r}. Valid sources: ['staged', 'tfds'].")
+
+
+def _tree_phrases(line: str):
+    """Yields ``(label 0-4, lower-cased tokens)`` for every node of one PTB
+    tree such as ``(3 (2 not) (4 (2 very) (4 good)))``, children first."""
+    stack = []  # per open node: [label, tokens]
+    for piece in re.findall(r"\(|\)|[^\s()]+", line):
+        if piece == "(":
+            stack.append([None, []])
+        elif piece == ")":
+            label, tokens = stack.pop()
+            yield label, tokens
+            if stack:
+                stack[-1][1].extend(tokens)
+        elif stack[-1][0] is None:
+            stack[-1][0] = int(piece)
+        else:
+            stack[-1][1].append(piece.lower())
+
+
+def load_sst_phrases(split: str = "train", *, data_dir=None) -> Sentences:
+    """Every labelled phrase of SST's parse trees, as SST-2 labels.
+
+    Kim (2014), whose CNN the paper uses, trained on the phrases of the
+    training trees as well as the sentences: every node carries a 0-4
+    sentiment label; 0/1 become negative, 3/4 positive, 2 (neutral) is
+    dropped, and a phrase that occurs more than once is kept once (with its
+    first label). Sentences are the trees' roots, so they are included.
+
+    Args:
+        split: ``"train"``, ``"dev"`` or ``"test"`` (the trees of that split).
+        data_dir: the staged data folder holding
+            ``sst/trainDevTestTrees_PTB.zip``.
+
+    Returns:
+        ``Sentences`` of phrases, lower-cased like the ``stsa`` files.
+    """
+    import zipfile
+
+    _check_split(split, SPLITS)
+    path = default_data_dir(data_dir) / "sst" / "trainDevTestTrees_PTB.zip"
+    with zipfile.ZipFile(path) as archive:
+        text = archive.read(f"trees/{split}.txt").decode("utf-8")
+    seen, tokens, labels = set(), [], []
+    for line in text.splitlines():
+        for label, words in _tree_phrases(line) if line.strip() else ():
+            key = " ".join(words)
+            if label == 2 or key in seen:
+                continue
+            seen.add(key)
+            tokens.append(list(words))
+            labels.append(int(label > 2))
+    return Sentences(tokens, np.asarray(labels, np.int64))
 
 
 def _load_tfds(split: str) -> Sentences:
