@@ -610,6 +610,45 @@ def bench_completeness(cfg, results):
                   f"max {np.max(rel):.2e}", flush=True)
     results["e"] = dict(source=source, accuracy=float(acc), layer=layer, examples=k,
                         table={f"{s}/{m}": v for (s, m), v in table.items()})
+    results["e_fresh"] = fresh_relu_completeness(cfg)
+
+
+def fresh_relu_completeness(cfg):
+    """A freshly built 8-conv ReLU net at 64 px (zero biases) from a zero
+    baseline: every ReLU on its kink at alpha = 0. Our trapezoid (first point
+    1e-9 inside the path), the same rule started at exactly 0 (before the
+    fix), and Gauss-Legendre nodes (Captum's default rule, never at 0)."""
+    import keras
+
+    import keras_conductance as kc
+    from keras_conductance import quadrature
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((64, 64, 3))
+    h = inp
+    for i in range(8):
+        h = keras.layers.Conv2D(16, 3, padding="same", activation="relu",
+                                strides=2 if i % 2 else 1, name=f"conv{i}")(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    model = keras.Model(inp, keras.layers.Dense(10, name="logits")(h))
+    x = np.random.default_rng(1).uniform(-1, 1, (8, 64, 64, 3)).astype("float32")
+    print("\n[e'] fresh 8-conv ReLU net, 64 px, zero biases, zero baseline; "
+          "|delta| / |F(x) - F(x')| at conv3, median over 8 inputs", flush=True)
+    table = {}
+    for steps in (10, 50, 200):
+        for label, method, start in (("trapezoid", "trapezoid", quadrature.START),
+                                     ("trapezoid from 0", "trapezoid", 0.0),
+                                     ("gauss_legendre", "gauss_legendre", quadrature.START)):
+            saved, quadrature.START = quadrature.START, start
+            try:
+                attr = kc.conductance(model, x, "conv3", target=0, n_steps=steps,
+                                      method=method, verbose=0)
+            finally:
+                quadrature.START = saved
+            table[f"{steps}/{label}"] = float(np.median(attr.relative_delta(["conv3"])))
+            print(f"  [e'] n_steps={steps:4d} {label:17s}: {table[f'{steps}/{label}']:.2e}",
+                  flush=True)
+    return dict(table=table)
 
 
 # -- summary -----------------------------------------------------------------
@@ -670,6 +709,17 @@ def summary(cfg, results):
                          "left vs trapezoid (median; max)",
                          f"left {lm:.1e}; {lx:.1e} -- trapezoid {tm:.1e}; {tx:.1e}",
                          "n/a", "trapezoid < left", "pass" if tm < lm and tx < lx else "FAIL"))
+    r = results.get("e_fresh")
+    if r:
+        t = r["table"]
+        for n in (10, 50, 200):
+            ours, old, gl = (t[f"{n}/{k}"] for k in ("trapezoid", "trapezoid from 0",
+                                                      "gauss_legendre"))
+            rows.append((f"e'. fresh ReLU net (zero biases, zero baseline), n_steps={n}: "
+                         "trapezoid vs Gauss-Legendre (Captum's default nodes)",
+                         f"trapezoid {ours:.1e} (from alpha = 0: {old:.1e}) -- GL {gl:.1e}",
+                         "n/a", "trapezoid <= GL or both at float32 rounding (1e-6)",
+                         "pass" if ours <= max(gl, 1e-6) else "FAIL"))
     r = results.get("f")
     if r:
         m, c = r["medians"], r["config"]

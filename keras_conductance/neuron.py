@@ -71,6 +71,8 @@ def point_weights(rule: quadrature.Rule) -> np.ndarray:
     w = np.zeros(rule.n_points)
     w[1:] += rule.right[1:] * h
     w[:-1] += rule.left[1:] * h
+    # The sliver [0, alphas[0]] (quadrature.START) belongs to the first point.
+    w[0] += rule.alphas[0]
     return w
 
 

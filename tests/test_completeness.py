@@ -89,3 +89,39 @@ def test_trapezoid_is_second_order_left_first_order(rng):
     assert np.log2(errors["left", 8] / errors["left", 16]) == pytest.approx(1, abs=0.3)
     assert np.log2(errors["trapezoid", 8] / errors["trapezoid", 16]) == pytest.approx(2, abs=0.3)
     assert errors["trapezoid", 16] < errors["left", 16] / 4
+
+
+def fresh_relu_net(size=32, convs=6):
+    """A freshly built ReLU conv net: zero biases, so with a zero baseline
+    every ReLU sits exactly on its kink at alpha = 0."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((size, size, 3))
+    x = inp
+    for i in range(convs):
+        x = keras.layers.Conv2D(8, 3, padding="same", activation="relu",
+                                strides=2 if i % 2 else 1, name=f"conv{i}")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, keras.layers.Dense(4, name="logits")(x))
+
+
+@pytest.mark.parametrize("method", ["trapezoid", "left"])
+def test_a_fresh_relu_net_loses_nothing_at_the_path_start(method, rng):
+    # relu'(0) = 0 at alpha = 0 used to zero the first point's gradient and
+    # cost exactly 1/(2 n_steps) (trapezoid) or 1/n_steps (left) of
+    # F(x) - F(x'). The rules now start 1e-9 inside the path.
+    assert kc.make_rule(method, 10).alphas[0] == pytest.approx(1e-9)
+    model = fresh_relu_net()
+    x = rng.uniform(-1, 1, (3, 32, 32, 3)).astype("float32")
+    ours = kc.conductance(model, x, ["conv2", "conv4"], target=1, n_steps=10, method=method,
+                          verbose=0)
+    gl = kc.conductance(model, x, ["conv2", "conv4"], target=1, n_steps=10,
+                        method="gauss_legendre", verbose=0)
+    for layer in ["conv2", "conv4"]:
+        err = ours.relative_delta([layer])
+        # Homogeneous net, zero baseline: one linear piece, so the sums are
+        # exact up to float32 — and no worse than Gauss-Legendre nodes
+        # (Captum's default), which never touch alpha = 0.
+        assert err.max() < 1e-4
+        assert err.max() <= gl.relative_delta([layer]).max() + 1e-5
+    # The output at the baseline is still F(x') = F(0) to float32.
+    np.testing.assert_allclose(ours.output_at_baseline, gl.output_at_baseline, atol=1e-6)
