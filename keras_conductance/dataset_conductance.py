@@ -12,7 +12,10 @@ several workers or a TPU.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import signal
+import threading
 import time
 import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Union
@@ -24,6 +27,7 @@ from numpy.typing import ArrayLike
 
 from keras_conductance import quadrature
 from keras_conductance.cache import cached
+from keras_conductance.checkpoint import Checkpoint, weights_digest
 from keras_conductance.engine import check_batch_size, check_verbose, points_per_chunk
 from keras_conductance.explainer import (
     CONVERGENCE_WARNING_THRESHOLD,
@@ -66,6 +70,9 @@ class DatasetConductance:
         n_steps: steps of the integration rule.
         method: the integration rule.
         is_cut: layer -> whether the layer alone cuts the network.
+        batches: batches summed, all told.
+        resumed_batches: how many of them came from a checkpoint
+            (``checkpoint_dir``) rather than this call.
     """
 
     layers: List[str]
@@ -80,6 +87,8 @@ class DatasetConductance:
     n_steps: int
     method: str
     is_cut: Dict[str, bool]
+    batches: int = 0
+    resumed_batches: int = 0
 
     def label_mean(self, layer: str, label: int) -> np.ndarray:
         """``(C,)`` mean per-filter conductance over the examples of ``label``."""
@@ -442,6 +451,8 @@ def conductance_over_dataset(
     num_labels: Optional[int] = None,
     channel_axis: int = -1,
     strategy: Optional[tf.distribute.Strategy] = None,
+    checkpoint_dir: Optional[str] = None,
+    checkpoint_every: int = 10,
     verbose: Union[int, str] = "auto",
 ) -> DatasetConductance:
     """Mean per-filter conductance over a dataset, overall and per label.
@@ -486,6 +497,14 @@ def conductance_over_dataset(
             than this is processed one path point per call.
         jit_compile: True, False or ``"auto"`` for the compiled chunk step.
         pre_softmax: explain the logits of a softmax/sigmoid model.
+        checkpoint_dir: keep the running sums in this folder, saved
+            atomically every ``checkpoint_every`` batches and when the run is
+            interrupted (Ctrl-C, SIGTERM); the same call started again
+            resumes there and returns exactly the uninterrupted result. The
+            dataset must yield the same batches in the same order each time
+            (no unseeded reshuffling). A checkpoint written with other
+            settings is refused with what differs.
+        checkpoint_every: batches between checkpoints.
         verbose: 0 silent, 1 progress bar, ``"auto"`` a bar once the run has
             taken a few seconds.
 
@@ -533,13 +552,29 @@ def conductance_over_dataset(
     starts = [b[:1] for b in prep.baselines]
     slots = 0 if label_spec is None else _label_slots(label_spec, target, n_outputs, num_labels)
     per_replica = -(-prep.n // strategy.num_replicas_in_sync)
+    m = _rows_per_example(batch_size, per_replica, rule.n_points)
     step = _cached_step(
-        explainer, rule, _rows_per_example(batch_size, per_replica, rule.n_points),
-        starts, target, slots, label_spec is not None and _is_one_hot(label_spec),
+        explainer, rule, m, starts, target, slots,
+        label_spec is not None and _is_one_hot(label_spec),
         channel_axis, strategy, [c.shape[1:] for c in prep.consts],
     )
-    totals = _stream(dataset, step, strategy, verbose)
-    return _result(totals, explainer, target, slots, rule, label_spec is not None)
+    checkpoint = None
+    if checkpoint_dir is not None:
+        checkpoint = Checkpoint(checkpoint_dir, checkpoint_every, dict(
+            weights=weights_digest(model), layers=list(explainer.layers),
+            output=output, start_layer=start_layer, interpolate=interpolate,
+            method=rule.method, n_steps=rule.n_steps, points_per_chunk=m,
+            target=_describe_target(target) if not callable(target)
+            else getattr(target, "__qualname__", repr(target)),
+            baselines=[b.tobytes().hex()[:64] + str(b.shape) for b in starts],
+            pre_softmax=pre_softmax, label_slots=slots, channel_axis=channel_axis,
+            steps=steps, replicas=strategy.num_replicas_in_sync,
+            dataset=repr(dataset.element_spec), batches=int(dataset.cardinality()),
+        ))
+    totals, done, resumed = _stream(dataset, step, strategy, verbose, checkpoint)
+    result = _result(totals, explainer, target, slots, rule, label_spec is not None)
+    result.batches, result.resumed_batches = done, resumed
+    return result
 
 
 def _cached_step(explainer: Conductance, rule, m, baselines, *settings) -> _DatasetStep:
@@ -559,21 +594,59 @@ def _as_pair(element):
     return element[:2]
 
 
-def _stream(dataset, step: _DatasetStep, strategy, verbose) -> Dict[str, np.ndarray]:
+def _stream(dataset, step: _DatasetStep, strategy, verbose, checkpoint=None):
+    """Sums every batch; returns ``(totals, batches done, batches resumed)``."""
     cardinality = int(dataset.cardinality())
     progress = _Progress(cardinality if cardinality >= 0 else None, verbose)
+    resumed, totals = checkpoint.load() if checkpoint is not None else (0, None)
+    if resumed:
+        dataset = dataset.skip(resumed)
     distributed = strategy.experimental_distribute_dataset(dataset)
     function = step.compiled(_as_pair(distributed.element_spec))
-    totals: Dict[str, np.ndarray] = {}
-    done = 0
-    for element in distributed:
-        sums = _host_sums(function(_as_pair(element)))
-        for key, value in sums.items():
-            totals[key] = totals[key] + value if key in totals else value
-        done += 1
-        progress.update(done, int(totals["count"]))
+    # (batches done, totals) is replaced in one assignment, so an interrupt
+    # between batches never leaves a count that disagrees with the sums.
+    state = (resumed, totals or {})
+    try:
+        with _sigterm_as_interrupt():
+            for element in distributed:
+                sums = _host_sums(function(_as_pair(element)))
+                done, totals = state
+                state = (done + 1, {k: totals[k] + v if k in totals else v
+                                    for k, v in sums.items()})
+                if checkpoint is not None and checkpoint.due(state[0]):
+                    checkpoint.save(*state)
+                progress.update(state[0], int(state[1]["count"]))
+    except BaseException:
+        if checkpoint is not None and state[1]:
+            checkpoint.save(*state)  # what was summed before the interrupt
+        raise
+    done, totals = state
+    if checkpoint is not None and totals:
+        checkpoint.save(done, totals, finished=True)
     progress.close(done, int(totals.get("count", 0)))
-    return totals
+    return totals, done, resumed
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the loop can save its checkpoint."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While streaming, SIGTERM interrupts like Ctrl-C, so the checkpoint is
+    saved (main thread only: signal handlers cannot be set elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(signum, frame):
+        raise _Terminated(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _warn_convergence(totals, explainer: Conductance, rule):
