@@ -293,3 +293,75 @@ def test_history_file_folder_is_created(model, data, tmp_path):
     table = pd.read_csv(path)
     expected = kc.conductance(model, x[:PROBE], "conv2", n_steps=N_STEPS).per_filter("conv2")
     np.testing.assert_allclose(table.conductance, expected.mean(axis=0), rtol=1e-5, atol=1e-7)
+
+
+class EpochCounter(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs += 1
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to read-only folders")
+def test_an_unwritable_log_dir_fails_before_the_first_epoch(model, data, tmp_path):
+    x, y = data
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    counter = EpochCounter()
+    cb = ConductanceCallback(x[:4], "conv2", log_dir=str(locked / "logs"))
+    with pytest.raises(ValueError, match=r"`log_dir` cannot be written: .*locked"):
+        model.fit(x, y, epochs=2, callbacks=[cb, counter], verbose=0)
+    assert counter.epochs == 0
+
+
+def test_bad_settings_fail_before_the_first_epoch(model, data, tmp_path):
+    x, y = data
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    counter = EpochCounter()
+    for cb, error, message in [
+        (ConductanceCallback(x[:4], "conv2", log_dir=str(not_a_folder / "logs")),
+         ValueError, r"`log_dir` cannot be written"),
+        (ConductanceCallback(x[:4], "conv2", filename=str(not_a_folder / "h.csv")),
+         ValueError, r"`filename` cannot be written"),
+        (ConductanceCallback(x[:4], "conv9"), ValueError, r"No such layer: 'conv9'"),
+        (ConductanceCallback(x[:4, :5], "conv2"), ValueError, r"must have shape \(batch, 8, 8, 2\)"),
+        (ConductanceCallback(x[:4], "conv2", target=7), ValueError, r"out of range|target"),
+    ]:
+        with pytest.raises(error, match=message):
+            model.fit(x, y, epochs=1, callbacks=[cb, counter], verbose=0)
+    assert counter.epochs == 0  # nothing trained before any of these errors
+
+
+def test_an_error_in_a_later_record_keeps_what_was_written(model, data, tmp_path):
+    x, y = data
+    csv = tmp_path / "history.csv"
+    cb = ConductanceCallback(x[:4], "conv2", n_steps=4, log_dir=str(tmp_path / "tb"),
+                             filename=str(csv))
+
+    class Broken:
+        """Stands in for the explainer from epoch 2 on: it fails."""
+
+        def __init__(self, model):
+            self.model = model
+
+        def __call__(self, *args, **kwargs):
+            raise RuntimeError("boom in epoch 2")
+
+    class BreakAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                cb.explainer = Broken(self.model)
+
+    with pytest.raises(RuntimeError, match="boom in epoch 2"):
+        model.fit(x, y, epochs=3, callbacks=[BreakAfterFirstEpoch(), cb], verbose=0)
+    assert len(cb.history) == 1
+    rows = pd.read_csv(csv)
+    assert sorted(set(rows["epoch"])) == [0] and len(rows) == 5  # conv2's 5 filters
+    events = _read_events(str(tmp_path / "tb" / cb.name))
+    steps = [step for step, _ in events["conductance/conv2/abs_delta"]]
+    assert steps == [cb.history[0]["iteration"]]  # the first record only
+    assert cb._writer is None  # closed, its events on disk

@@ -201,7 +201,7 @@ class ConductanceCallback(keras.callbacks.Callback):
     # -- Keras hooks -----------------------------------------------------------
 
     def on_train_begin(self, logs=None):
-        self._check_tensorboard()
+        self._check_before_work()
         self._epoch = None
         self._recorded_epoch = None
 
@@ -209,7 +209,8 @@ class ConductanceCallback(keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_test_begin(self, logs=None):
-        self._check_tensorboard()
+        if self._epoch is None:  # evaluate() on its own; inside fit it was checked
+            self._check_before_work()
 
     def on_test_end(self, logs=None):
         if "test_end" not in self.on:
@@ -237,6 +238,22 @@ class ConductanceCallback(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         self._epoch = None
         self._close_writer()
+
+    # -- checks before the first epoch ---------------------------------------
+
+    def _check_before_work(self):
+        """Everything that can be checked before training starts is checked
+        here, not after a first epoch of a long training: TensorBoard, that
+        the output folders can be written, the layers and the probe set."""
+        self._check_tensorboard()
+        if self.log_dir is not None:
+            _check_writable(os.path.join(self.log_dir, self.name), "log_dir")
+        if self.filename is not None:
+            _check_writable(os.path.dirname(os.path.abspath(self.filename)), "filename")
+        inputs, labels = self._probe_set()
+        explainer = self._get_explainer()
+        prepared = explainer.adapter.prepare(inputs, self.baselines)  # shapes, dtypes, NaN
+        explainer._target(self._explained_target(labels), prepared)  # class range
 
     # -- computing -------------------------------------------------------------
 
@@ -272,9 +289,15 @@ class ConductanceCallback(keras.callbacks.Callback):
     def _record(self, epoch: int) -> dict:
         """Explains the probe set once and writes the record everywhere."""
         inputs, labels = self._probe_set()
-        attr = self._get_explainer()(
-            inputs, target=self._explained_target(labels), baselines=self.baselines
-        )
+        try:
+            attr = self._get_explainer()(
+                inputs, target=self._explained_target(labels), baselines=self.baselines
+            )
+        except BaseException:
+            # What was written so far stays: files are written whole per
+            # record; the TensorBoard writer is flushed and closed.
+            self._close_writer()
+            raise
         per_filter = {n: attr.per_filter(n, self.channel_axis) for n in self.layers}  # (B, C)
         record = {
             "epoch": epoch,
@@ -398,6 +421,23 @@ class ConductanceCallback(keras.callbacks.Callback):
 
 
 # -- helpers ---------------------------------------------------------------------
+
+
+def _check_writable(folder: str, argument: str):
+    """Creates ``folder`` and writes a file there, or names the argument."""
+    import tempfile
+
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ValueError(
+            f"`{argument}` cannot be written: {folder!r} ({err.strerror or err}). "
+            f"Pass a folder you can write to"
+            + (", or log_dir=None for no TensorBoard output." if argument == "log_dir"
+               else ", or filename=None for no history file.")
+        ) from None
 
 
 def _positive_int(value, argument: str) -> int:
