@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 from typing import Optional, Sequence, Union
 
 import keras
@@ -26,7 +27,7 @@ import tensorflow as tf
 
 from keras_conductance.adapter import ModelAdapter, options_key
 from keras_conductance.cache import cached
-from keras_conductance.engine import budget_batch_size, check_batch_size
+from keras_conductance.engine import budget_batch_size, check_batch_size, select_score
 from keras_conductance.targets import resolve_target
 
 __all__ = ["Ablator", "FlipResult", "ablation_scores", "ablate_until_flip"]
@@ -193,22 +194,31 @@ class Ablator:
 
     def _fill(self, value, baselines, inputs, y: np.ndarray) -> np.ndarray:
         """The ablation value per unit, ``(B, *Y)`` float32."""
-        if isinstance(value, str):
-            if value == "zero":
-                return np.zeros_like(y)
-            if value != "baseline":
-                raise ValueError(
-                    f"Unknown ablation `value`: {value!r}. Valid values are "
-                    f"{list(VALUES)}, a number, or an array broadcastable to "
-                    f"the layer output (B, {', '.join(map(str, self._layer_shape))})."
-                )
-            return np.ascontiguousarray(
-                np.broadcast_to(self.baseline_layer(baselines, inputs), y.shape))
-        if baselines is not None:
+        if isinstance(value, str) and value not in VALUES:
+            raise ValueError(
+                f"Unknown ablation `value`: {value!r}. Valid values are "
+                f"{list(VALUES)}, a number, or an array broadcastable to "
+                f"the layer output (B, {', '.join(map(str, self._layer_shape))})."
+            )
+        if baselines is not None and not (isinstance(value, str) and value == "baseline"):
             raise ValueError(
                 "`baselines` are used only with value='baseline'; with "
                 f"value={value!r} they would be ignored. Pass one or the other."
             )
+        if isinstance(value, str):
+            if value == "zero":
+                return np.zeros_like(y)
+            fill = np.ascontiguousarray(
+                np.broadcast_to(self.baseline_layer(baselines, inputs), y.shape))
+            same = np.all((fill == y).reshape(len(y), -1), axis=1)
+            if same.any():
+                warnings.warn(
+                    f"The layer's output at the baseline equals its output at the input "
+                    f"for {int(same.sum())} of {len(y)} examples (F(x) = F(x'), e.g. "
+                    "baselines equal to the inputs): ablating to it changes nothing.",
+                    stacklevel=4,
+                )
+            return fill
         try:
             return np.ascontiguousarray(np.broadcast_to(np.asarray(value, np.float32), y.shape))
         except ValueError:
@@ -298,8 +308,9 @@ class Ablator:
         target_idx, target_fn = resolve_target(target, full, n)
 
         def select(outputs, rows):
-            if target_fn is not None:
-                return np.asarray(target_fn(tf.constant(outputs)), np.float32).reshape(-1)
+            if target_fn is not None:  # the explainer's check of the callable's shape
+                return select_score(tf.constant(outputs), tf.constant(target_idx[rows]),
+                                    target_fn).numpy()
             return outputs[np.arange(len(rows)), target_idx[rows]]
 
         base = select(full, np.arange(n))

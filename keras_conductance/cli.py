@@ -132,7 +132,7 @@ def _report(args) -> int:
                             n_steps=args.n_steps, tolerance=args.tolerance,
                             pre_softmax=args.pre_softmax, max_steps=args.max_steps,
                             verbose=0 if args.json else 1)
-    target = None if args.target == "top" else int(args.target)
+    target = None if args.target == "top" else _class_index(args.target)
     measures = explainer.explain(inputs, target=target)
     images = inputs if kind == "image" else None
     if images is not None:
@@ -210,6 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--json", action="store_true", help="print machine-readable results")
     rep.set_defaults(func=_report)
     return parser
+
+
+def _class_index(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(
+            f"--target must be a class index (e.g. 3) or 'top'. Received: {text!r}."
+        ) from None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -318,7 +318,8 @@ class _DatasetStep:
         )
 
     def _zero_sums(self):
-        sums = {name: tf.constant(0.0) for name in ("count", "output_diff", "abs_output_diff")}
+        sums = {name: tf.constant(0.0) for name in ("count", "output_diff", "abs_output_diff",
+                                                     "nonfinite", "unchanged")}
         for k, shape in enumerate(self.layer_shapes):
             filters = shape[(self.channel_axis % (len(shape) + 1)) - 1]  # shape has no batch axis
             sums[f"filters_{k}"] = tf.zeros([filters])
@@ -328,12 +329,17 @@ class _DatasetStep:
         if self.label_slots:
             sums["label_count"] = tf.zeros([self.label_slots])
             sums["outside"] = tf.constant(0.0)
+            sums["fractional"] = tf.constant(0.0)
         return sums
 
     def _sums(self, inputs, labels=None):
         xs, consts = self.adapter.split(self.adapter.structure(inputs, "features", convert=False))
         xbs = [tf.broadcast_to(b, tf.shape(x)) for b, x in zip(self.baselines, xs)]
         label_ids = None if labels is None else _label_ids(labels, self.one_hot)
+        fractional = None
+        if labels is not None and labels.dtype.is_floating and not self.one_hot:
+            flat = tf.reshape(labels, [-1])
+            fractional = tf.reduce_sum(tf.cast(tf.not_equal(flat, tf.round(flat)), tf.float32))
         if label_ids is not None:
             # Out-of-range ids would fall out of the sums silently; count
             # them and let the host raise.
@@ -343,9 +349,16 @@ class _DatasetStep:
         conductance, f0, f1 = self.engine.integrate(xs, xbs, consts, target, self.rule, self.m,
                                                     self.target_fn)
         diff = f1 - f0
+        # Only the first batch is checked on the host; later batches report
+        # non-finite features here, and the host stops at the first.
+        finite = [tf.reduce_all(tf.reshape(tf.math.is_finite(x), [tf.shape(x)[0], -1]), axis=1)
+                  for x in xs]
         sums = {"count": tf.cast(tf.shape(xs[0])[0], tf.float32),
                 "output_diff": tf.reduce_sum(diff),
-                "abs_output_diff": tf.reduce_sum(tf.abs(diff))}
+                "abs_output_diff": tf.reduce_sum(tf.abs(diff)),
+                "nonfinite": tf.reduce_sum(tf.cast(~tf.reduce_all(tf.stack(finite), 0),
+                                                   tf.float32)),
+                "unchanged": tf.reduce_sum(tf.cast(tf.equal(diff, 0.0), tf.float32))}
         for k, values in enumerate(conductance):
             per_filter = self._per_filter(values)
             total = tf.reduce_sum(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
@@ -358,6 +371,7 @@ class _DatasetStep:
             ones = tf.ones_like(diff)
             sums["label_count"] = tf.math.unsorted_segment_sum(ones, label_ids, self.label_slots)
             sums["outside"] = tf.reduce_sum(tf.cast(outside, tf.float32))
+            sums["fractional"] = tf.constant(0.0) if fractional is None else fractional
         return sums
 
     def _distributed(self, element):
@@ -539,6 +553,14 @@ def conductance_over_dataset(
             "target='label' explains each example's label, but `dataset` yields "
             "no labels. Stream `(inputs, labels)` pairs, or pass target=None."
         )
+    if (target == "label" and label_spec is not None and _is_one_hot(label_spec)
+            and label_spec.shape[-1] != n_outputs):
+        raise ValueError(
+            f"The dataset's labels are one-hot rows of width {label_spec.shape[-1]}, but "
+            f"the explained output has {n_outputs} classes: target='label' needs labels "
+            "that are output indices. Pass `num_labels=` with another target, or "
+            "labels of the model's classes."
+        )
     if steps is not None:
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
             raise ValueError(f"`steps` must be a positive int or None. Received: steps={steps!r}.")
@@ -610,6 +632,7 @@ def _stream(dataset, step: _DatasetStep, strategy, verbose, checkpoint=None):
         with _sigterm_as_interrupt():
             for element in distributed:
                 sums = _host_sums(function(_as_pair(element)))
+                _check_batch(sums, state[0] + 1)
                 done, totals = state
                 state = (done + 1, {k: totals[k] + v if k in totals else v
                                     for k, v in sums.items()})
@@ -625,6 +648,23 @@ def _stream(dataset, step: _DatasetStep, strategy, verbose, checkpoint=None):
         checkpoint.save(done, totals, finished=True)
     progress.close(done, int(totals.get("count", 0)))
     return totals, done, resumed
+
+
+def _check_batch(sums: Dict[str, np.ndarray], index: int):
+    """Stops at the first batch with NaN/Inf features or fractional labels
+    (the first batch was checked before the run; these come later)."""
+    if sums.get("nonfinite", 0) > 0:
+        raise ValueError(
+            f"Batch {index} of `dataset` has NaN or Inf features in "
+            f"{int(sums['nonfinite'])} examples: every mean would become NaN. Clean "
+            "or filter the dataset (e.g. `ds.unbatch().filter(...)`)."
+        )
+    if sums.get("fractional", 0) > 0:
+        raise ValueError(
+            f"Batch {index} of `dataset` has {int(sums['fractional'])} labels that are "
+            "not whole numbers (e.g. 0.5): labels must be class ids (ints, or "
+            "floats like 0. and 1.) or one-hot rows."
+        )
 
 
 class _Terminated(KeyboardInterrupt):
@@ -687,6 +727,13 @@ def _result(totals, explainer: Conductance, target, slots, rule, has_labels) -> 
             for k, n in enumerate(layers)
         }
     _warn_convergence(totals, explainer, rule)
+    if totals.get("unchanged", 0) > 0:
+        warnings.warn(
+            f"F(x) = F(x') for {int(totals['unchanged'])} of {int(count)} examples: the "
+            "explained score does not change between the baseline and the input, so "
+            "there is nothing to attribute. Is the baseline equal to the input?",
+            stacklevel=3,
+        )
     return DatasetConductance(
         layers=layers,
         mean=mean,

@@ -74,6 +74,19 @@ def select_score(outputs: tf.Tensor, target: tf.Tensor, target_fn: Optional[Targ
     outputs = tf.cast(outputs, tf.float32)
     if target_fn is not None:
         scores = tf.convert_to_tensor(target_fn(outputs))
+        shape = scores.shape
+        # Checked while tracing, so a wrong shape is a clear error, not a
+        # reshape failure deep inside the compiled step.
+        if shape.rank is None or shape.rank == 0 or shape.rank > 2 or (
+                shape.rank == 2 and shape[1] != 1) or (
+                shape[0] is not None and outputs.shape[0] is not None
+                and shape[0] != outputs.shape[0]):
+            raise ValueError(
+                "A `target` callable must return one score per example, shape (N,); "
+                f"it returned shape {tuple(shape) if shape.rank is not None else 'unknown'} "
+                f"for outputs of shape {tuple(outputs.shape)}. E.g. "
+                "`target=lambda outputs: outputs[:, 2]`."
+            )
         return tf.reshape(tf.cast(scores, tf.float32), [-1])
     if outputs.shape.rank == 1:
         return outputs

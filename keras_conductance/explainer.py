@@ -284,6 +284,7 @@ class Conductance:
         prep = self.adapter.prepare(inputs, baselines)
         target_idx, target_fn = self._target(target, prep)
         sums = self._run(prep, _ENDPOINTS, target_idx, target_fn, batch_size, 0)
+        warn_if_unchanged(sums.path_scores[:, -1], sums.path_scores[:, 0])
         return self._measures(sums, target_idx, np.zeros(prep.n, int), "endpoints",
                               _ENDPOINTS.alphas)
 
@@ -323,6 +324,7 @@ class Conductance:
         warnings.warn(message, stacklevel=4)
 
     def _warn(self, sums: PathSums, method, n_steps, tolerance):
+        warn_if_unchanged(sums.path_scores[:, -1], sums.path_scores[:, 0])
         if self._squash is not None:
             f1 = sums.path_scores[:, -1]
             # Saturated means near 1; a small probability (a near-uniform
@@ -362,6 +364,21 @@ class Conductance:
                 "tanh/GELU/softmax regions). Pass a larger `n_steps` (e.g. 200-400), or "
                 "`tolerance=0.01` to refine each example until converged.",
             )
+
+
+def warn_if_unchanged(f1: np.ndarray, f0: np.ndarray, stacklevel: int = 5):
+    """Warns when F(x) = F(x') exactly for some examples: there is nothing
+    to attribute (their scores are all zero), usually because the baseline
+    equals the input."""
+    same = np.asarray(f1) == np.asarray(f0)
+    if same.any():
+        warnings.warn(
+            f"F(x) = F(x') for {int(same.sum())} of {same.size} examples (first: "
+            f"{int(np.flatnonzero(same)[0])}): the explained score does not change "
+            "between the baseline and the input, so there is nothing to attribute "
+            "and their attributions are zero. Is the baseline equal to the input?",
+            stacklevel=stacklevel,
+        )
 
 
 def rule_alphas(method: str, n_steps: int) -> np.ndarray:

@@ -45,6 +45,7 @@ from keras_conductance.engine import (
     resolve_jit,
     select_score,
 )
+from keras_conductance.explainer import warn_if_unchanged
 from keras_conductance.targets import resolve_target
 
 __all__ = ["MODES", "NeuronConductance", "neuron_conductance", "point_weights"]
@@ -325,6 +326,7 @@ class NeuronConductance:
             mode = "forward" if len(prep.xs) == 1 and \
                 moved.sum(axis=1).max() <= filt.shape[1] else "reverse"
         args = (prep, target_idx, target_fn, filt, budget, mode, method)
+        warn_if_unchanged(*self._end_scores(prep, target_idx, target_fn), stacklevel=4)
         maps = self._maps(*args, n_steps)
         if tolerance is not None:
             maps = self._refine(maps, args, n_steps, tolerance, max_steps)
@@ -346,13 +348,17 @@ class NeuronConductance:
             return [self._run_forward(prep, alphas, weights, target, target_fn, filt, budget)]
         return self._run_reverse(prep, alphas, weights, target, target_fn, filt, budget)
 
+    def _end_scores(self, prep, target, target_fn):
+        """``(F(x), F(x'))`` per example, from two forward passes."""
+        ends = [self._engine.forward(xs, prep.consts) for xs in (prep.xs, prep.baselines)]
+        return [np.asarray(select_score(tf.constant(f), tf.constant(target), target_fn))
+                for f in ends]
+
     def _refine(self, maps, args, n_steps, tolerance, max_steps):
         """Doubles n_steps for the examples whose maps still change by more
         than ``tolerance * |F(x) - F(x')|`` (summed per filter)."""
         prep, target, target_fn = args[0], args[1], args[2]
-        ends = [self._engine.forward(xs, prep.consts) for xs in (prep.xs, prep.baselines)]
-        f1, f0 = [np.asarray(select_score(tf.constant(f), tf.constant(target), target_fn))
-                  for f in ends]
+        f1, f0 = self._end_scores(prep, target, target_fn)
         # The explained score's change along the path: the scale of Eq. 2.
         scale = np.abs(f1 - f0)
         todo, steps = np.arange(prep.n), n_steps

@@ -47,6 +47,7 @@ import numpy as np
 __all__ = ["Rule", "METHODS", "START", "make_rule"]
 
 METHODS = ("trapezoid", "left", "right", "gauss_legendre")
+MAX_N_STEPS = 100_000  # beyond this a typo is likelier than a wish
 START = 1e-9  # the Stieltjes rules' first path point: relu'(0+), not relu'(0)
 
 _STIELTJES = {"left": (1.0, 0.0), "right": (0.0, 1.0), "trapezoid": (0.5, 0.5)}
@@ -102,6 +103,13 @@ def _check_n_steps(n_steps) -> int:
         )
     if n_steps < 1:
         raise ValueError(f"`n_steps` must be >= 1. Received: n_steps={n_steps}.")
+    if n_steps > MAX_N_STEPS:
+        raise ValueError(
+            f"`n_steps`={n_steps} is more than {MAX_N_STEPS}: one forward and backward "
+            "pass per step and example would run for hours. 50-400 steps are usual; "
+            "for a guaranteed accuracy pass `tolerance=` (e.g. 0.01), which refines "
+            "only the examples that need it."
+        )
     return int(n_steps)
 
 
