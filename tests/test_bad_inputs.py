@@ -213,3 +213,11 @@ def test_bad_cli_input(case, saved_model, capsys, tmp_path):
     assert len(lines) == 1 and "Traceback" not in err, err  # one clear line
     import re
     assert re.search(pattern, lines[0]), lines[0]
+
+
+def test_nan_in_a_later_dataset_batch_stops_the_run():
+    x = np.repeat(X, 3, axis=0)
+    x[5, 0, 0, 0] = np.nan  # batch 3 of 3 (batches of 2)
+    ds = tf.data.Dataset.from_tensor_slices((x, np.zeros(6, int))).batch(2)
+    with pytest.raises(ValueError, match=r"Batch 3 of `dataset` has NaN or Inf features in 1 examples"):
+        kc.conductance_over_dataset(small_convnet(), ds, "conv2", target="label", verbose=0)
