@@ -127,7 +127,8 @@ def test_fit_with_validation_writes_tensorboard_csv_and_logs(model, data, tmp_pa
     events = _read_events(str(tmp_path / "conductance"))
     for n in LAYERS:
         histograms = events[f"conductance/{n}"]
-        assert [step for step, _ in histograms] == [3, 6, 9]
+        # The epoch axis of Keras' own epoch_* scalars.
+        assert [step for step, _ in histograms] == [0, 1, 2]
         for (_, buckets), (means, _, _) in zip(histograms, expected):
             assert buckets[:, 2].sum() == means[n].size  # one count per filter
             assert buckets[0, 0] == pytest.approx(means[n].min(), rel=1e-6)
@@ -137,7 +138,7 @@ def test_fit_with_validation_writes_tensorboard_csv_and_logs(model, data, tmp_pa
                                    rtol=1e-6)
         # Every filter that was ever in the top 2 is followed from then on.
         tracked = set()
-        for step, (means, _, _) in zip([3, 6, 9], expected):
+        for step, (means, _, _) in zip([0, 1, 2], expected):
             tracked |= set(np.argsort(-means[n], kind="stable")[:2].tolist())
             for j in tracked:
                 logged = dict(events[f"conductance/{n}/filter_{j}"])
@@ -150,6 +151,8 @@ def test_fit_with_validation_writes_tensorboard_csv_and_logs(model, data, tmp_pa
         assert image.shape == (per_filter.shape[1] * cell, PROBE * cell, 3)
         corner = image[::cell, ::cell]  # (C, B, 3)
         np.testing.assert_array_equal(corner[..., 0] == 255, per_filter.T >= 0)
+    # The optimizer's iteration count, at the same steps.
+    assert [(s, int(v)) for s, v in events["conductance/iteration"]] == [(0, 3), (1, 6), (2, 9)]
 
 
 def test_evaluate_records_npz_and_passes_logs_on(model, data, tmp_path):
@@ -217,7 +220,7 @@ def test_interrupted_fit_leaves_readable_logs(model, data, tmp_path, suffix):
     means, deltas, _ = _expected(model, model.get_weights(), x[:PROBE])
 
     events = _read_events(str(tmp_path / "conductance"))  # writer never closed
-    assert [step for step, _ in events["conductance/conv2/abs_delta"]] == [3]
+    assert [step for step, _ in events["conductance/conv2/abs_delta"]] == [0]  # epoch 0
     assert float(events["conductance/conv2/abs_delta"][0][1]) == pytest.approx(deltas["conv2"],
                                                                               rel=1e-6)
     if suffix == ".csv":
@@ -363,5 +366,22 @@ def test_an_error_in_a_later_record_keeps_what_was_written(model, data, tmp_path
     assert sorted(set(rows["epoch"])) == [0] and len(rows) == 5  # conv2's 5 filters
     events = _read_events(str(tmp_path / "tb" / cb.name))
     steps = [step for step, _ in events["conductance/conv2/abs_delta"]]
-    assert steps == [cb.history[0]["iteration"]]  # the first record only
-    assert cb._writer is None  # closed, its events on disk
+    assert steps == [0]  # the first record only
+    assert cb._writers == {}  # closed, its events on disk
+
+
+def test_evaluate_after_fit_writes_its_own_run_not_a_duplicate_step(model, data, tmp_path):
+    x, y = data
+    cb = ConductanceCallback(x[:4], "conv2", n_steps=4, log_dir=str(tmp_path))
+    keras_tb = keras.callbacks.TensorBoard(str(tmp_path))
+    model.fit(x, y, batch_size=16, epochs=3, callbacks=[cb, keras_tb], verbose=0)
+    model.evaluate(x, y, callbacks=[cb], verbose=0)
+    train = _read_events(str(tmp_path / "conductance"))
+    evaluation = _read_events(str(tmp_path / "conductance_evaluation"))
+    # One point per epoch in the training run, on Keras' epoch axis ...
+    assert [s for s, _ in train["conductance/conv2/abs_delta"]] == [0, 1, 2]
+    keras_steps = [s for s, _ in _read_events(str(tmp_path / "train"))["epoch_loss"]]
+    assert keras_steps == [0, 1, 2]
+    # ... and evaluate's record in its own run, at the last epoch trained.
+    assert [s for s, _ in evaluation["conductance/conv2/abs_delta"]] == [2]
+    assert [int(v) for _, v in evaluation["conductance/iteration"]] == [9]

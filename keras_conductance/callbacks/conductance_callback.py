@@ -97,9 +97,11 @@ class ConductanceCallback(keras.callbacks.Callback):
         log_dir: TensorBoard log folder, or None for no TensorBoard output.
         top_k: filters per layer to follow as scalars, per record.
         write_images: write the heatmap image.
-        summary_step: TensorBoard step: ``"iterations"`` (the optimizer's
-            training step) or ``"epoch"`` (the epoch index; the last one seen
-            for ``evaluate`` outside ``fit``).
+        summary_step: TensorBoard step: ``"epoch"`` (the epoch index, the
+            axis of Keras' own ``epoch_*`` scalars; the last epoch trained for
+            ``evaluate`` outside ``fit``) or ``"iterations"`` (the
+            optimizer's training step). Either way the iteration count is
+            logged too, as the scalar ``<name>/iteration``.
         filename: also write the history to this ``.csv`` or ``.npz`` file.
         append: keep rows already in ``filename`` (else the first write of
             this callback starts the file afresh).
@@ -144,7 +146,7 @@ class ConductanceCallback(keras.callbacks.Callback):
         log_dir: Optional[str] = None,
         top_k: int = 5,
         write_images: bool = True,
-        summary_step: str = "iterations",
+        summary_step: str = "epoch",
         filename: Optional[str] = None,
         append: bool = False,
         name: str = "conductance",
@@ -189,7 +191,7 @@ class ConductanceCallback(keras.callbacks.Callback):
         self.explainer: Optional[Conductance] = None
         # Created on first use:
         self._probe = None
-        self._writer = None
+        self._writers: Dict[str, object] = {}  # TensorBoard run -> writer
         self._file_started = False
         self._npz_prior: Dict[str, np.ndarray] = {}  # rows kept with append=True
         self._tracked: Dict[str, set] = {}
@@ -352,11 +354,18 @@ class ConductanceCallback(keras.callbacks.Callback):
     def _write_summaries(self, record: dict, per_filter: Dict[str, np.ndarray]):
         if self.log_dir is None:
             return
-        if self._writer is None:
+        # evaluate() outside fit writes its own run, ``<name>_evaluation``:
+        # after fit it sees the weights of the last epoch, whose step the
+        # training run already holds (as Keras' validation run beside train).
+        run = self.name if record["epoch"] >= 0 else f"{self.name}_evaluation"
+        writer = self._writers.get(run)
+        if writer is None:
             self._check_tensorboard()
-            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, self.name))
+            writer = tf.summary.create_file_writer(os.path.join(self.log_dir, run))
+            self._writers[run] = writer
         step = self._summary_step(record)
-        with self._writer.as_default():
+        with writer.as_default():
+            tf.summary.scalar(f"{self.name}/iteration", record["iteration"], step=step)
             for n in self.layers:
                 means = record["conductance"][n]
                 tag = f"{self.name}/{n}"
@@ -369,12 +378,12 @@ class ConductanceCallback(keras.callbacks.Callback):
                 if self.write_images:
                     tf.summary.image(f"{tag}/heatmap", _heatmap(per_filter[n]), step=step)
         # Flushed per record: an interrupted fit leaves complete event files.
-        self._writer.flush()
+        writer.flush()
 
     def _close_writer(self):
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
 
     # -- history file --------------------------------------------------------
 
