@@ -143,14 +143,14 @@ def test_fit_with_validation_writes_tensorboard_csv_and_logs(model, data, tmp_pa
             for j in tracked:
                 logged = dict(events[f"conductance/{n}/filter_{j}"])
                 assert logged[step] == pytest.approx(means[n][j], rel=1e-6)
-        # The heatmap: filters x probe examples, red where conductance > 0.
+        # The heatmap: filters x probe examples, blue where conductance > 0.
         _, encoded = events[f"conductance/{n}/heatmap"][-1]
         image = tf.io.decode_png(encoded[2]).numpy()
         per_filter = expected[-1][2].per_filter(n)  # (B, C)
         cell = image.shape[1] // PROBE
         assert image.shape == (per_filter.shape[1] * cell, PROBE * cell, 3)
         corner = image[::cell, ::cell]  # (C, B, 3)
-        np.testing.assert_array_equal(corner[..., 0] == 255, per_filter.T >= 0)
+        np.testing.assert_array_equal(corner[..., 2] == 255, per_filter.T >= 0)
     # The optimizer's iteration count, at the same steps.
     assert [(s, int(v)) for s, v in events["conductance/iteration"]] == [(0, 3), (1, 6), (2, 9)]
 
@@ -282,10 +282,11 @@ def test_heatmap_colours():
     cell = cc.IMAGE_PIXELS // 2
     assert image.shape == (2 * cell, 2 * cell, 3)
     corners = image[::cell, ::cell]  # [filter, example]
-    np.testing.assert_array_equal(corners[0, 0], [255, 0, 0])        # +max: red
-    np.testing.assert_array_equal(corners[1, 0], [127, 127, 255])    # -0.5: light blue
+    # One convention everywhere (RdBu): blue positive, red negative.
+    np.testing.assert_array_equal(corners[0, 0], [0, 0, 255])        # +max: blue
+    np.testing.assert_array_equal(corners[1, 0], [255, 127, 127])    # -0.5: light red
     np.testing.assert_array_equal(corners[0, 1], [255, 255, 255])    # 0: white
-    np.testing.assert_array_equal(corners[1, 1], [255, 191, 191])    # 0.25: pale red
+    np.testing.assert_array_equal(corners[1, 1], [191, 191, 255])    # 0.25: pale blue
 
 
 def test_history_file_folder_is_created(model, data, tmp_path):

@@ -548,16 +548,18 @@ def _heatmap(per_filter: np.ndarray) -> np.ndarray:
     """``(B, C)`` scores -> ``(1, H, W, 3)`` uint8 image, filters x examples.
 
     Row ``c`` is filter ``c``, column ``b`` is probe example ``b``. Colours
-    are scaled by the largest |score|: white is 0, red positive, blue
-    negative. Cells are enlarged to about ``IMAGE_PIXELS`` wide.
+    are scaled by the largest |score|: white is 0, blue positive, red
+    negative — the package's one convention (matplotlib's ``RdBu``, as in
+    the HTML reports and the tutorials). Cells are enlarged to about
+    ``IMAGE_PIXELS`` wide.
     """
     values = np.asarray(per_filter, np.float32).T  # (C, B)
     scale = float(np.abs(values).max()) or 1.0
     v = np.clip(values / scale, -1.0, 1.0)
     fade = (255 * (1 - np.abs(v))).astype(np.uint8)
     full = np.full_like(fade, 255)
-    red = np.where(v >= 0, full, fade)
-    blue = np.where(v >= 0, fade, full)
+    red = np.where(v >= 0, fade, full)
+    blue = np.where(v >= 0, full, fade)
     image = np.stack([red, fade, blue], axis=-1)
     cell = max(1, IMAGE_PIXELS // max(values.shape))
     image = np.repeat(np.repeat(image, cell, axis=0), cell, axis=1)
