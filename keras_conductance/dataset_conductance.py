@@ -28,6 +28,7 @@ from numpy.typing import ArrayLike
 from keras_conductance import quadrature
 from keras_conductance.cache import cached
 from keras_conductance.checkpoint import Checkpoint, weights_digest
+from keras_conductance.progress import Progress
 from keras_conductance.engine import check_batch_size, check_verbose, points_per_chunk
 from keras_conductance.explainer import (
     CONVERGENCE_WARNING_THRESHOLD,
@@ -39,8 +40,6 @@ from keras_conductance.targets import resolve_target
 
 __all__ = ["DatasetConductance", "conductance_over_dataset"]
 
-# verbose="auto" shows a progress bar once a run has taken this long.
-PROGRESS_AFTER_S = 3.0
 
 
 @dataclasses.dataclass(eq=False)
@@ -397,31 +396,6 @@ def _check_channel_axis(channel_axis: int, layer_shapes):
 
 
 
-class _Progress:
-    """A Keras Progbar over batches; with verbose="auto" it appears only once
-    the run has lasted ``PROGRESS_AFTER_S`` (short runs stay silent)."""
-
-    def __init__(self, total: Optional[int], verbose: Union[int, str]):
-        self.total = total
-        self.verbose = verbose
-        self.start = time.perf_counter()
-        self.bar = None
-
-    def update(self, done: int, examples: int):
-        if self.verbose == 0:
-            return
-        if self.bar is None:
-            if self.verbose == "auto" and time.perf_counter() - self.start < PROGRESS_AFTER_S:
-                return
-            self.bar = keras.utils.Progbar(self.total, unit_name="batch",
-                                           stateful_metrics=["examples"])
-        self.bar.update(done, values=[("examples", examples)], finalize=False)
-
-    def close(self, done: int, examples: int):
-        if self.bar is not None:
-            self.bar.update(done, values=[("examples", examples)], finalize=True)
-
-
 # -- the public function -------------------------------------------------------
 
 
@@ -619,7 +593,8 @@ def _as_pair(element):
 def _stream(dataset, step: _DatasetStep, strategy, verbose, checkpoint=None):
     """Sums every batch; returns ``(totals, batches done, batches resumed)``."""
     cardinality = int(dataset.cardinality())
-    progress = _Progress(cardinality if cardinality >= 0 else None, verbose)
+    progress = Progress(cardinality if cardinality >= 0 else None, "batches", verbose,
+                        "conductance over the dataset")
     resumed, totals = checkpoint.load() if checkpoint is not None else (0, None)
     if resumed:
         dataset = dataset.skip(resumed)
@@ -638,7 +613,7 @@ def _stream(dataset, step: _DatasetStep, strategy, verbose, checkpoint=None):
                                     for k, v in sums.items()})
                 if checkpoint is not None and checkpoint.due(state[0]):
                     checkpoint.save(*state)
-                progress.update(state[0], int(state[1]["count"]))
+                progress.update(1, examples=int(state[1]["count"]))
     except BaseException:
         if checkpoint is not None and state[1]:
             checkpoint.save(*state)  # what was summed before the interrupt
@@ -646,7 +621,7 @@ def _stream(dataset, step: _DatasetStep, strategy, verbose, checkpoint=None):
     done, totals = state
     if checkpoint is not None and totals:
         checkpoint.save(done, totals, finished=True)
-    progress.close(done, int(totals.get("count", 0)))
+    progress.close(examples=int(totals.get("count", 0)))
     return totals, done, resumed
 
 

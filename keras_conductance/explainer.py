@@ -20,6 +20,7 @@ from keras_conductance.engine import (
     check_verbose,
     resolve_jit,
 )
+from keras_conductance.progress import Progress
 from keras_conductance.targets import Target, resolve_target
 
 __all__ = ["Conductance", "DEFAULT_BATCH_SIZE", "CONVERGENCE_WARNING_THRESHOLD"]
@@ -131,24 +132,13 @@ class Conductance:
 
     # -- running -------------------------------------------------------------
 
-    def _progress(self, total_rows: int, batch_size: int, verbose):
-        if verbose == "auto":
-            verbose = 1 if total_rows > 40 * batch_size else 0
-        if not verbose:
-            return None
-        bar = keras.utils.Progbar(total_rows, unit_name="path rows")
-        done = [0]
-
-        def update(rows):
-            done[0] += rows
-            bar.update(min(done[0], total_rows))
-
-        return update
-
-    def _run(self, prep: Prepared, rule, target, target_fn, batch_size, verbose) -> PathSums:
-        total = prep.n * rule.n_points
-        return self._engine.run(prep, rule, target, target_fn, batch_size,
-                                self._progress(total, batch_size, verbose))
+    def _run(self, prep: Prepared, rule, target, target_fn, batch_size, verbose,
+             desc: str = "conductance") -> PathSums:
+        progress = Progress(prep.n * rule.n_points, "path rows", verbose, desc)
+        try:
+            return self._engine.run(prep, rule, target, target_fn, batch_size, progress.update)
+        finally:
+            progress.close()
 
     def _convergence_groups(self) -> List[List[str]]:
         """Layer groups whose conductances must add up to F(x) - F(x')."""
@@ -182,7 +172,11 @@ class Conductance:
                 "is one, alone or together."
             )
         run = functools.partial(self._run, batch_size=batch_size, verbose=verbose)
-        sums = run(prep, quadrature.make_rule(method, n_steps), target, target_fn)
+        # One bar per refinement round, numbered against the most rounds
+        # max_steps allows, so that nobody wonders how many are left.
+        rounds = 1 + max(0, int(np.log2(max(self.max_steps // n_steps, 1))))
+        sums = run(prep, quadrature.make_rule(method, n_steps), target, target_fn,
+                   desc=f"conductance, round 1/{rounds} ({n_steps} steps)")
         used = np.full(prep.n, n_steps)
         todo = np.flatnonzero(self._relative_errors(sums, groups) > tolerance)
         steps = n_steps
@@ -190,7 +184,9 @@ class Conductance:
             steps *= 2
             rule = quadrature.make_rule(method, steps)
             sub_target = target[todo]
-            part = run(prep.take(todo), rule, sub_target, target_fn)
+            part = run(prep.take(todo), rule, sub_target, target_fn,
+                       desc=f"conductance, round {int(np.log2(steps // n_steps)) + 1}/{rounds} "
+                            f"({steps} steps, {todo.size} examples)")
             for field in ("conductance", "internal_influence", "activation", "gradient"):
                 for whole, new in zip(getattr(sums, field), getattr(part, field)):
                     whole[todo] = new
