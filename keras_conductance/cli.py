@@ -111,6 +111,44 @@ def _token_figure(model, inputs, layer, top, names, target, start, args):
     return fig
 
 
+def _scale_and_baselines(model, inputs, kind, args, say):
+    """Scales images as the model needs (inferred where it can be known) and
+    makes the baselines; returns ``(inputs, baselines, baseline in words)``."""
+    from keras_conductance import loading
+
+    if kind != "image":
+        if args.baseline in (None, "zero"):
+            return inputs, None, "zeros"
+        if args.baseline in loading.BASELINES:
+            raise ValueError(f"--baseline {args.baseline} is for images; these inputs are "
+                             f"{kind}. Use 'zero' or a .npy file.")
+        return inputs, loading.image_baselines(args.baseline, inputs, "raw"), args.baseline
+    mode, why = args.preprocess, "as asked"
+    if mode == "auto":
+        mode, why = loading.infer_preprocessing(model)
+        why = why or "nothing in the model says how it scales pixels; check the predictions"
+    say(f"Image scaling: {mode} ({why}).")
+    pixels = inputs
+    kind_of_baseline = args.baseline or "black"
+    baselines = loading.image_baselines(kind_of_baseline, pixels, mode)
+    words = {"black": "black image", "zero": f"zeros after '{mode}' scaling",
+             "uniform": "uniform noise image (seed 0)", "blur": "the blurred photo"}
+    return (loading.PREPROCESSING[mode](pixels), baselines,
+            words.get(kind_of_baseline, kind_of_baseline))
+
+
+def _warn_if_degenerate(measures, kind, args, say):
+    """All inputs predicted as one class usually means a wrong scaling."""
+    import numpy as np
+
+    top = measures.conductance.target
+    if kind == "image" and len(top) >= 3 and np.unique(top).size == 1:
+        say(f"Warning: all {len(top)} inputs are predicted as class {int(top[0])}. If the "
+            "photos are of different things, the scaling is probably wrong: pass "
+            "--preprocess raw, unit, symmetric, caffe or torch (0..255, 0..1, -1..1, "
+            "ResNet/VGG's BGR mean removal, DenseNet's ImageNet mean/std).")
+
+
 def _report(args) -> int:
     import json
 
@@ -120,7 +158,8 @@ def _report(args) -> int:
     say = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr))
     say(f"Loading {args.model} ...")
     model = loading.load_model_file(args.model, unsafe=args.unsafe)
-    inputs, names, kind = loading.read_inputs(args.inputs, model, args.preprocess)
+    inputs, names, kind = loading.read_inputs(args.inputs, model, preprocess=None)
+    inputs, baselines, baseline_text = _scale_and_baselines(model, inputs, kind, args, say)
     start = _start_layer(model, args.start_layer, kind)
     say(f"Explaining {len(names)} {kind} input(s) at layers {args.layer} "
         f"(tolerance {args.tolerance}, up to {args.max_steps} steps) ...")
@@ -133,7 +172,8 @@ def _report(args) -> int:
                             pre_softmax=args.pre_softmax, max_steps=args.max_steps,
                             verbose=0 if args.json else 1)
     target = None if args.target == "top" else _class_index(args.target)
-    measures = explainer.explain(inputs, target=target)
+    measures = explainer.explain(inputs, target=target, baselines=baselines)
+    _warn_if_degenerate(measures, kind, args, say)
     images = inputs if kind == "image" else None
     if images is not None:
         lo, hi = float(images.min()), float(images.max())
@@ -144,8 +184,8 @@ def _report(args) -> int:
         args.out, measures, images=images, names=names,
         title=f"Conductance report: {model.name}",
         ablation=ablation, extra_figures=figures,
-        notes=[f"Model {args.model}; inputs {args.inputs}; baseline: zero"
-               + (" embedding" if start else "") + "; explained score: "
+        notes=[f"Model {args.model}; inputs {args.inputs}; baseline: "
+               + ("zero embedding" if start else baseline_text) + "; explained score: "
                + ("logit of " if args.pre_softmax else "")
                + ("the top predicted class" if target is None else f"class {target}") + "."],
     )
@@ -194,8 +234,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="explained output of a multi-output model (name or index)")
     rep.add_argument("--target", default="top", help="class index to explain, or 'top' (the top predicted class)")
     rep.add_argument("--out", default="conductance-report", help="report folder")
-    rep.add_argument("--preprocess", choices=["raw", "unit", "symmetric"], default="raw",
-                     help="image scaling: raw 0..255, unit 0..1, symmetric -1..1")
+    rep.add_argument("--preprocess", choices=["auto", "raw", "unit", "symmetric", "caffe", "torch"],
+                     default="auto",
+                     help="image scaling: raw 0..255, unit 0..1, symmetric -1..1, caffe "
+                          "(BGR, ImageNet mean removed: ResNet v1, VGG), torch (ImageNet "
+                          "mean/std: DenseNet); auto: from a Rescaling/Normalization layer "
+                          "in the model or a keras.applications model name")
+    rep.add_argument("--baseline", default=None,
+                     help="path start: black (images' default: the paper's), zero, uniform, "
+                          "blur, or a .npy file of baselines (default for other inputs: zero)")
     rep.add_argument("--start-layer", default=None,
                      help="start the path at this layer (none given: the Embedding of a text model)")
     rep.add_argument("--pre-softmax", action="store_true", help="explain the logit, not the softmax")

@@ -11,15 +11,97 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["LoadError", "load_model_file", "read_inputs", "IMAGE_SUFFIXES", "PREPROCESSING"]
+__all__ = ["LoadError", "load_model_file", "read_inputs", "infer_preprocessing",
+           "image_baselines", "IMAGE_SUFFIXES", "PREPROCESSING", "BASELINES"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 # How image pixels (0..255 after decoding) are scaled before the model.
+_CAFFE_MEAN = np.array([103.939, 116.779, 123.68], np.float32)  # BGR
+_TORCH_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+_TORCH_STD = np.array([0.229, 0.224, 0.225], np.float32)
 PREPROCESSING = {
     "raw": lambda a: a,
     "unit": lambda a: a / 255.0,
     "symmetric": lambda a: a / 127.5 - 1.0,  # keras.applications MobileNet/Inception
+    "caffe": lambda a: a[..., ::-1] - _CAFFE_MEAN,  # ResNet (v1), VGG: BGR, mean removed
+    "torch": lambda a: (a / 255.0 - _TORCH_MEAN) / _TORCH_STD,  # DenseNet
 }
+# keras.applications families by model name -> the scaling they were trained with.
+_FAMILIES = (("resnet50v2", "symmetric"), ("resnet101v2", "symmetric"),
+             ("resnet152v2", "symmetric"), ("mobilenet", "symmetric"),
+             ("inception", "symmetric"), ("xception", "symmetric"), ("nasnet", "symmetric"),
+             ("resnet", "caffe"), ("vgg", "caffe"), ("densenet", "torch"))
+# Image baselines, in pixel terms before the model's scaling.
+BASELINES = ("black", "zero", "uniform", "blur")
+
+
+def infer_preprocessing(model) -> "Tuple[str, str]":
+    """``(mode, why)``: the scaling the saved model needs, where it can be
+    known. A Rescaling/Normalization layer among the first layers means the
+    model scales raw pixels itself; a keras.applications family name says
+    what it was trained with. Otherwise ``("raw", "")``: unknown."""
+    import keras
+
+    layers = [layer for layer in _leaf_layers(model)][:6]
+    scaling = [layer.name for layer in layers
+               if isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization))]
+    if scaling:
+        return "raw", f"the model scales its input itself ({scaling[0]})"
+    names = [model.name.lower()] + [layer.name.lower() for layer in model.layers
+                                    if isinstance(layer, keras.Model)]
+    for name in names:
+        for family, mode in _FAMILIES:
+            if family in name.replace("_", ""):
+                return mode, f"'{name}' is a keras.applications {family} model"
+    return "raw", ""
+
+
+def _leaf_layers(model):
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _leaf_layers(layer)
+        else:
+            yield layer
+
+
+def image_baselines(kind: str, pixels: np.ndarray, preprocess: str) -> np.ndarray:
+    """Baselines for images, made in pixel terms (0..255) and scaled as the
+    inputs are: ``black`` (the paper's), ``zero`` (zeros after scaling),
+    ``uniform`` (uniform noise, seed 0), ``blur`` (each photo blurred), or a
+    ``.npy`` path (already scaled, broadcast to the inputs)."""
+    scale = PREPROCESSING[preprocess]
+    if kind == "black":
+        return scale(np.zeros_like(pixels))
+    if kind == "zero":
+        return np.zeros_like(pixels)
+    if kind == "uniform":
+        return scale(np.random.default_rng(0).uniform(0, 255, pixels.shape).astype("float32"))
+    if kind == "blur":
+        return scale(_box_blur(pixels, max(1, pixels.shape[1] // 16)))
+    path = pathlib.Path(kind)
+    if path.suffix != ".npy" or not path.is_file():
+        raise LoadError(f"--baseline must be one of {', '.join(BASELINES)} or an existing "
+                        f".npy file; received {kind!r}")
+    return np.load(path).astype("float32")
+
+
+def _box_blur(images: np.ndarray, radius: int) -> np.ndarray:
+    """A separable box blur (three passes approximate a Gaussian)."""
+    out = images.astype("float32")
+    for _ in range(3):
+        for axis in (1, 2):
+            pad = [(0, 0)] * out.ndim
+            pad[axis] = (radius, radius)
+            padded = np.pad(out, pad, mode="edge")
+            csum = np.cumsum(padded, axis=axis, dtype=np.float64)
+            csum = np.concatenate([np.zeros_like(np.take(csum, [0], axis=axis)), csum], axis=axis)
+            width = 2 * radius + 1
+            hi = np.take(csum, np.arange(width, csum.shape[axis]), axis=axis)
+            lo = np.take(csum, np.arange(0, csum.shape[axis] - width), axis=axis)
+            out = ((hi - lo) / width).astype("float32")
+    return out
 
 
 class LoadError(Exception):
@@ -78,7 +160,12 @@ def _image_files(path: pathlib.Path) -> List[pathlib.Path]:
     return files
 
 
-def _read_images(files, model, preprocess: str) -> np.ndarray:
+def _scaled(pixels: np.ndarray, preprocess: Optional[str]) -> np.ndarray:
+    """Pixels 0..255 scaled as ``preprocess`` says (None: left as pixels)."""
+    return pixels if preprocess is None else PREPROCESSING[preprocess](pixels)
+
+
+def _read_images(files, model) -> np.ndarray:
     import keras
 
     shape = tuple(model.inputs[0].shape[1:])
@@ -95,7 +182,7 @@ def _read_images(files, model, preprocess: str) -> np.ndarray:
         except Exception as err:
             raise LoadError(f"cannot read image {file}: {err}") from None
         arrays.append(keras.utils.img_to_array(image))
-    return PREPROCESSING[preprocess](np.stack(arrays).astype("float32"))
+    return np.stack(arrays).astype("float32")
 
 
 def _read_npz(path: pathlib.Path, model):
@@ -120,7 +207,7 @@ def _read_npz(path: pathlib.Path, model):
     return arrays, [f"{path.name}[{i}]" for i in range(n)], "array"
 
 
-def read_inputs(path, model, preprocess: str = "raw") -> Tuple[np.ndarray, Optional[List[str]], str]:
+def read_inputs(path, model, preprocess: Optional[str] = "raw") -> Tuple[np.ndarray, Optional[List[str]], str]:
     """Reads the examples to explain.
 
     Args:
@@ -129,7 +216,8 @@ def read_inputs(path, model, preprocess: str = "raw") -> Tuple[np.ndarray, Optio
             (for a model that takes strings, e.g. with a saved
             ``TextVectorization``).
         model: the model, for its input shape.
-        preprocess: image scaling, one of ``PREPROCESSING``.
+        preprocess: image scaling, one of ``PREPROCESSING``; None returns
+            images as pixels 0..255 (the caller scales them).
 
     Returns:
         ``(inputs, names, kind)``: the batch, one name per example, and
@@ -143,10 +231,10 @@ def read_inputs(path, model, preprocess: str = "raw") -> Tuple[np.ndarray, Optio
         raise LoadError(f"no such input file or folder: {path}")
     if path.is_dir():
         files = _image_files(path)
-        return _read_images(files, model, preprocess), [f.name for f in files], "image"
+        return _scaled(_read_images(files, model), preprocess), [f.name for f in files], "image"
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
-        return _read_images([path], model, preprocess), [path.name], "image"
+        return _scaled(_read_images([path], model), preprocess), [path.name], "image"
     if suffix == ".txt":
         lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
         if not lines:

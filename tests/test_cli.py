@@ -167,3 +167,52 @@ def test_report_on_token_ids_draws_token_maps(tmp_path):
                               tolerance=0.02)
     np.testing.assert_allclose([ex["layers"]["concat"]["sum"] for ex in info["examples"]],
                                expected["concat"].sum(axis=1), rtol=1e-4, atol=1e-6)
+
+
+def test_image_scaling_is_inferred_where_the_model_says():
+    from keras_conductance.loading import infer_preprocessing
+
+    inp = keras.Input((8, 8, 3))
+    scaled = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Rescaling(1 / 255, name="scale")(inp)))
+    assert infer_preprocessing(scaled) == ("raw", "the model scales its input itself (scale)")
+    plain = keras.Model(inp, keras.layers.Dense(2)(inp), name="mobilenet_1.00_224")
+    assert infer_preprocessing(plain)[0] == "symmetric"
+    assert infer_preprocessing(keras.Model(inp, keras.layers.Dense(2)(inp), name="resnet50"))[0] == "caffe"
+    assert infer_preprocessing(keras.Model(inp, keras.layers.Dense(2)(inp), name="resnet50v2"))[0] == "symmetric"
+    assert infer_preprocessing(keras.Model(inp, keras.layers.Dense(2)(inp), name="my_net")) == ("raw", "")
+
+
+def test_baselines_in_pixel_terms():
+    from keras_conductance.loading import PREPROCESSING, image_baselines
+
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(image_baselines("black", pixels, "symmetric"), -1.0)
+    np.testing.assert_allclose(image_baselines("zero", pixels, "symmetric"), 0.0)
+    np.testing.assert_allclose(image_baselines("black", pixels, "caffe")[0, 0, 0],
+                               [-103.939, -116.779, -123.68], rtol=1e-6)
+    blur = image_baselines("blur", pixels, "unit")
+    assert blur.shape == pixels.shape and blur.std() < PREPROCESSING["unit"](pixels).std() / 3
+    # A blur keeps the mean colour of each photo (edges padded by repetition).
+    np.testing.assert_allclose(blur.mean(axis=(1, 2)), (pixels / 255).mean(axis=(1, 2)), atol=0.02)
+
+
+@pytest.mark.slow
+def test_report_warns_about_degenerate_predictions_and_states_the_baseline(shared_data, tmp_path):
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((16, 16, 3))
+    h = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inp)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    out = keras.layers.Dense(3, name="logits", bias_initializer=keras.initializers.Constant([0, 50, 0]))(h)
+    keras.Model(inp, out).save(tmp_path / "stuck.keras")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for src in sorted((shared_data / "imagenet" / "samples").iterdir())[:4]:
+        (photos / src.name).write_bytes(src.read_bytes())
+    proc = _run("report", tmp_path / "stuck.keras", "--layer", "conv", "--inputs", photos,
+                "--n-steps", "8", "--out", tmp_path / "r")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Image scaling: raw (nothing in the model says how it scales pixels" in proc.stderr
+    assert "Warning: all 4 inputs are predicted as class 1" in proc.stderr
+    assert "--preprocess raw, unit, symmetric, caffe or torch" in proc.stderr
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "baseline: black image" in html
