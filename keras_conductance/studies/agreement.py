@@ -125,8 +125,9 @@ def ablation_agreement(
     orient = 1.0 if sign is None else sign[:, None]
     ablation, correlations = {}, {}
     for value in values:
+        # Baselines matter (and are accepted) only for value="baseline".
         drop = ablator.scores(inputs, target=target, filters=filters, value=value,
-                              baselines=baselines) * orient
+                              baselines=baselines if value == "baseline" else None) * orient
         ablation[value] = drop
         correlations[value] = {m: pearson_rows(drop, chosen[m]) for m in METHODS}
     return AgreementResult(layer, k, filters, ablation, chosen, correlations,

@@ -120,8 +120,10 @@ def filters_to_flip(
     ablator = ablator or Ablator(model, layer, pre_softmax=pre_softmax, start_layer=start_layer)
     flips, influence, random = {}, {}, {}
     for value in values:
-        flips[value] = ablator.until_flip(inputs, ranking, value=value, baselines=baselines)
-        after = ablator.predict(inputs, masks, value=value, baselines=baselines)
+        # Baselines matter (and are accepted) only for value="baseline".
+        used = baselines if value == "baseline" else None
+        flips[value] = ablator.until_flip(inputs, ranking, value=value, baselines=used)
+        after = ablator.predict(inputs, masks, value=value, baselines=used)
         changed = after != flips[value].original_class[:, None]
         influence[value], random[value] = changed[:, 0], changed[:, 1]
     return FlipStudyResult(layer, flips, influence, random, k_influence)
