@@ -111,6 +111,18 @@ def _token_figure(model, inputs, layer, top, names, target, start, args):
     return fig
 
 
+def _check_out_folder(out: str):
+    import pathlib
+
+    path = pathlib.Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"--out {out!r} is not a folder (a file is in the way).") from None
+    except PermissionError:
+        raise ValueError(f"--out {out!r} cannot be written (permission denied).") from None
+
+
 def _scale_and_baselines(model, inputs, kind, args, say):
     """Scales images as the model needs (inferred where it can be known) and
     makes the baselines; returns ``(inputs, baselines, baseline in words)``."""
@@ -156,6 +168,7 @@ def _report(args) -> int:
     from keras_conductance.explainer import Conductance
 
     say = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr))
+    _check_out_folder(args.out)  # before the work, not after it
     say(f"Loading {args.model} ...")
     model = loading.load_model_file(args.model, unsafe=args.unsafe)
     inputs, names, kind = loading.read_inputs(args.inputs, model, preprocess=None)

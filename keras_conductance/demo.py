@@ -109,8 +109,11 @@ def run_demo(out_dir="conductance-report", *, epochs: int = 8, seed: int = 0,
                            verbose=0)
     cond = measures.conductance
     worst = max(float(cond.relative_delta([layer]).max()) for layer in LAYERS)
-    say(f"      worst completeness error {100 * worst:.2f}% of F(x) - F(x'); "
-        f"steps used per example: {sorted(set(cond.n_steps.tolist()))}")
+    steps = np.asarray(cond.n_steps)
+    used = (f"{int(steps[0])} steps for all {steps.size} examples" if np.all(steps == steps[0])
+            else ", ".join(f"{int(k)} steps for {int((steps == k).sum())}"
+                           for k in np.unique(steps)))
+    say(f"      worst completeness error {100 * worst:.2f}% of F(x) - F(x'); {used}")
 
     say("[3/3] Writing the report ...")
     files = report.write_report(

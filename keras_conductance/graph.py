@@ -183,7 +183,9 @@ class LayerGraph:
                 )
             tensor = self.tensors.get(name)
             if tensor is None:
-                close = difflib.get_close_matches(name, self.order, n=3)
+                # A loose cutoff: a MobileNetV2 name on MobileNet v1
+                # ("block_6_expand_relu" -> "conv_pw_6_relu") still finds one.
+                close = difflib.get_close_matches(name, self.order, n=3, cutoff=0.4)
                 hint = f" Did you mean one of {close}?" if close else ""
                 raise ValueError(
                     f"No such layer: {name!r} (argument `{argument}`).{hint} "

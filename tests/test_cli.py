@@ -216,3 +216,13 @@ def test_report_warns_about_degenerate_predictions_and_states_the_baseline(share
     assert "--preprocess raw, unit, symmetric, caffe or torch" in proc.stderr
     html = (tmp_path / "r" / "report.html").read_text()
     assert "baseline: black image" in html
+
+
+def test_an_out_folder_blocked_by_a_file_fails_before_the_work(saved, tmp_path, capsys):
+    folder, _, _ = saved
+    blocker = tmp_path / "report.txt"
+    blocker.write_text("")
+    err = _error(capsys, "report", folder / "model.keras", "--layer", "conv1", "--inputs",
+                 folder / "x.npy", "--out", blocker / "r")
+    assert "--out" in err and "is not a folder (a file is in the way)" in err
+    assert "Loading" not in capsys.readouterr().err  # nothing was loaded or computed
