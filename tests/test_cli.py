@@ -222,7 +222,8 @@ def test_an_out_folder_blocked_by_a_file_fails_before_the_work(saved, tmp_path, 
     folder, _, _ = saved
     blocker = tmp_path / "report.txt"
     blocker.write_text("")
-    err = _error(capsys, "report", folder / "model.keras", "--layer", "conv1", "--inputs",
-                 folder / "x.npy", "--out", blocker / "r")
-    assert "--out" in err and "is not a folder (a file is in the way)" in err
-    assert "Loading" not in capsys.readouterr().err  # nothing was loaded or computed
+    code = cli.main(["report", str(folder / "model.keras"), "--layer", "conv1", "--inputs",
+                     str(folder / "x.npy"), "--out", str(blocker / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--out" in err and "is not a folder (a file is in the way)" in err
+    assert "Loading" not in err  # it failed before loading or computing anything
