@@ -23,6 +23,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from keras_conductance.folders import check_writable
+
 __all__ = ["Checkpoint", "CHECKPOINT_FILE", "weights_digest"]
 
 CHECKPOINT_FILE = "conductance_over_dataset.npz"
@@ -57,14 +59,7 @@ class Checkpoint:
         self.every = int(every)
         self.fingerprint = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
         self.saved_at = -1
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise ValueError(
-                f"`checkpoint_dir` cannot be created: {directory!r} ({err})."
-            ) from None
-        if not os.access(self.path.parent, os.W_OK):
-            raise ValueError(f"`checkpoint_dir` is not writable: {str(self.path.parent)!r}.")
+        check_writable(self.path.parent, "checkpoint_dir")
 
     def load(self) -> Tuple[int, Optional[Dict[str, np.ndarray]]]:
         """``(batches done, running sums)``; ``(0, None)`` without a file.
@@ -97,7 +92,8 @@ class Checkpoint:
         return done - max(self.saved_at, 0) >= self.every
 
     def save(self, done: int, totals: Dict[str, np.ndarray], finished: bool = False):
-        """Writes the sums after ``done`` batches, atomically."""
+        """Writes the sums after ``done`` batches, atomically (``finished``:
+        also when nothing changed since the last save)."""
         if done == self.saved_at and not finished:
             return
         arrays = {f"sum/{k}": np.asarray(v) for k, v in totals.items()}
@@ -105,7 +101,7 @@ class Checkpoint:
         try:
             with os.fdopen(handle, "wb") as f:
                 np.savez(f, fingerprint=json.dumps(self.fingerprint, sort_keys=True),
-                         done=done, finished=finished, **arrays)
+                         done=done, **arrays)
                 f.flush()
                 os.fsync(f.fileno())
             os.chmod(tmp, 0o644)  # mkstemp makes it private; a result file is not

@@ -112,15 +112,9 @@ def _token_figure(model, inputs, layer, top, names, target, start, args):
 
 
 def _check_out_folder(out: str):
-    import pathlib
+    from keras_conductance.folders import check_writable
 
-    path = pathlib.Path(out)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise ValueError(f"--out {out!r} is not a folder (a file is in the way).") from None
-    except PermissionError:
-        raise ValueError(f"--out {out!r} cannot be written (permission denied).") from None
+    check_writable(out, "--out", "Pass a folder you can write to.")
 
 
 def _scale_and_baselines(model, inputs, kind, args, say):
@@ -149,7 +143,7 @@ def _scale_and_baselines(model, inputs, kind, args, say):
             words.get(kind_of_baseline, kind_of_baseline))
 
 
-def _warn_if_degenerate(measures, kind, args, say):
+def _warn_if_degenerate(measures, kind, say):
     """All inputs predicted as one class usually means a wrong scaling."""
     import numpy as np
 
@@ -172,6 +166,7 @@ def _report(args) -> int:
     say(f"Loading {args.model} ...")
     model = loading.load_model_file(args.model, unsafe=args.unsafe)
     inputs, names, kind = loading.read_inputs(args.inputs, model, preprocess=None)
+    pixels = inputs if kind == "image" else None  # 0..255, for the report's pictures
     inputs, baselines, baseline_text = _scale_and_baselines(model, inputs, kind, args, say)
     start = _start_layer(model, args.start_layer, kind)
     say(f"Explaining {len(names)} {kind} input(s) at layers {args.layer} "
@@ -186,11 +181,8 @@ def _report(args) -> int:
                             verbose=0 if args.json else 1)
     target = None if args.target == "top" else _class_index(args.target)
     measures = explainer.explain(inputs, target=target, baselines=baselines)
-    _warn_if_degenerate(measures, kind, args, say)
-    images = inputs if kind == "image" else None
-    if images is not None:
-        lo, hi = float(images.min()), float(images.max())
-        images = (images - lo) / ((hi - lo) or 1.0)
+    _warn_if_degenerate(measures, kind, say)
+    images = None if pixels is None else pixels / 255.0
     say("Checking the top filters by ablation and drawing Eq. 2 maps ...")
     ablation, figures = _checks(model, inputs, measures, images, names, start, args)
     files = report.write_report(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import signal
 import threading
 import time
@@ -560,17 +561,32 @@ def conductance_over_dataset(
             weights=weights_digest(model), layers=list(explainer.layers),
             output=output, start_layer=start_layer, interpolate=interpolate,
             method=rule.method, n_steps=rule.n_steps, points_per_chunk=m,
-            target=_describe_target(target) if not callable(target)
-            else getattr(target, "__qualname__", repr(target)),
-            baselines=[b.tobytes().hex()[:64] + str(b.shape) for b in starts],
+            jit_compile=explainer._engine.jit_compile, target=_target_fingerprint(target),
+            baselines=[hashlib.sha256(np.ascontiguousarray(b).tobytes()).hexdigest()
+                       + str(b.shape) for b in starts],
             pre_softmax=pre_softmax, label_slots=slots, channel_axis=channel_axis,
             steps=steps, replicas=strategy.num_replicas_in_sync,
             dataset=repr(dataset.element_spec), batches=int(dataset.cardinality()),
         ))
+    elif isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) \
+            or checkpoint_every < 1:
+        raise ValueError(f"`checkpoint_every` must be a positive int (batches). Received: "
+                         f"checkpoint_every={checkpoint_every!r}.")
     totals, done, resumed = _stream(dataset, step, strategy, verbose, checkpoint)
-    result = _result(totals, explainer, target, slots, rule, label_spec is not None)
-    result.batches, result.resumed_batches = done, resumed
-    return result
+    return _result(totals, explainer, target, slots, rule, label_spec is not None,
+                   batches=done, resumed_batches=resumed)
+
+
+def _target_fingerprint(target) -> str:
+    """What a checkpoint records of the target: the mode, or for a callable
+    its name and a hash of its code and constants (a lambda's name alone
+    would not tell two lambdas apart)."""
+    if not callable(target):
+        return _describe_target(target)
+    code = getattr(target, "__code__", None)
+    body = b"" if code is None else code.co_code + repr(code.co_consts).encode()
+    return f"{getattr(target, '__qualname__', type(target).__name__)}:" \
+        f"{hashlib.sha256(body).hexdigest()[:16]}"
 
 
 def _cached_step(explainer: Conductance, rule, m, baselines, *settings) -> _DatasetStep:
@@ -593,9 +609,9 @@ def _as_pair(element):
 def _stream(dataset, step: _DatasetStep, strategy, verbose, checkpoint=None):
     """Sums every batch; returns ``(totals, batches done, batches resumed)``."""
     cardinality = int(dataset.cardinality())
-    progress = Progress(cardinality if cardinality >= 0 else None, "batches", verbose,
-                        "conductance over the dataset")
     resumed, totals = checkpoint.load() if checkpoint is not None else (0, None)
+    progress = Progress(cardinality if cardinality >= 0 else None, "batches", verbose,
+                        "conductance over the dataset", initial=resumed)
     if resumed:
         dataset = dataset.skip(resumed)
     distributed = strategy.experimental_distribute_dataset(dataset)
@@ -604,7 +620,7 @@ def _stream(dataset, step: _DatasetStep, strategy, verbose, checkpoint=None):
     # between batches never leaves a count that disagrees with the sums.
     state = (resumed, totals or {})
     try:
-        with _sigterm_as_interrupt():
+        with _sigterm_as_interrupt(enabled=checkpoint is not None):
             for element in distributed:
                 sums = _host_sums(function(_as_pair(element)))
                 _check_batch(sums, state[0] + 1)
@@ -618,10 +634,11 @@ def _stream(dataset, step: _DatasetStep, strategy, verbose, checkpoint=None):
         if checkpoint is not None and state[1]:
             checkpoint.save(*state)  # what was summed before the interrupt
         raise
+    finally:
+        progress.close(examples=int(state[1].get("count", 0)))
     done, totals = state
     if checkpoint is not None and totals:
         checkpoint.save(done, totals, finished=True)
-    progress.close(examples=int(totals.get("count", 0)))
     return totals, done, resumed
 
 
@@ -647,10 +664,11 @@ class _Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """While streaming, SIGTERM interrupts like Ctrl-C, so the checkpoint is
-    saved (main thread only: signal handlers cannot be set elsewhere)."""
-    if threading.current_thread() is not threading.main_thread():
+def _sigterm_as_interrupt(enabled: bool):
+    """While a checkpointed run streams, SIGTERM interrupts like Ctrl-C, so
+    the checkpoint is saved (main thread only: signal handlers cannot be
+    set elsewhere). Without a checkpoint SIGTERM keeps its own handler."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
 
@@ -661,7 +679,8 @@ def _sigterm_as_interrupt():
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        # None: a handler set outside Python, which cannot be restored as such.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _warn_convergence(totals, explainer: Conductance, rule):
@@ -681,7 +700,8 @@ def _warn_convergence(totals, explainer: Conductance, rule):
             )
 
 
-def _result(totals, explainer: Conductance, target, slots, rule, has_labels) -> DatasetConductance:
+def _result(totals, explainer: Conductance, target, slots, rule, has_labels, batches: int,
+            resumed_batches: int) -> DatasetConductance:
     count = totals["count"]
     if has_labels and totals["outside"] > 0:
         what = ("`target='label'` needs label ids that are output indices"
@@ -722,4 +742,6 @@ def _result(totals, explainer: Conductance, target, slots, rule, has_labels) -> 
         n_steps=rule.n_steps,
         method=rule.method,
         is_cut=dict(explainer.is_cut),
+        batches=batches,
+        resumed_batches=resumed_batches,
     )

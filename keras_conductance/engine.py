@@ -465,8 +465,9 @@ class PathEngine:
                 )
                 prev = tf.constant(alphas[c, -1])
                 scores.append(sc)
-                if progress is not None:
-                    progress(int(min(group, n - start) * m))
+                if progress is not None:  # real path points only, not the padding
+                    points = min(m, rule.n_points - c * m)
+                    progress(int(min(group, n - start) * points))
             keep = slice(0, min(group, n - start))
             parts.append(
                 (

@@ -461,14 +461,16 @@ def layer_graph(model: keras.Model) -> LayerGraph:
     """Builds (and caches on the model) the layer graph of ``model``.
 
     Args:
-        model: a Functional or Sequential ``keras.Model``.
+        model: a Functional or Sequential ``keras.Model``, or a subclassed
+            one that has been called (seen as one node; ``root`` is set).
 
     Returns:
         The model's ``LayerGraph``.
 
     Raises:
-        TypeError: ``model`` is not a keras.Model or is subclassed.
-        ValueError: a Sequential model without a known input shape.
+        TypeError: ``model`` is not a keras.Model.
+        ValueError: a Sequential model without a known input shape, or a
+            subclassed model that was never called.
     """
     cached = getattr(model, "_kc_layer_graph", None)
     if cached is not None:

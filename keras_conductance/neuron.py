@@ -72,8 +72,10 @@ def point_weights(rule: quadrature.Rule) -> np.ndarray:
     w = np.zeros(rule.n_points)
     w[1:] += rule.right[1:] * h
     w[:-1] += rule.left[1:] * h
-    # The sliver [0, alphas[0]] (quadrature.START) belongs to the first point.
-    w[0] += rule.alphas[0]
+    # The sliver [0, alphas[0]] (quadrature.START) belongs to the first
+    # point, where the rule uses it (not "right", which never does).
+    if w[0]:
+        w[0] += rule.alphas[0]
     return w
 
 
@@ -316,20 +318,24 @@ class NeuronConductance:
         prep = self.adapter.prepare(inputs, baselines)
         budget = _check_batch_size(batch_size, prep.xs[0].shape[1:])
         filt = self._filters(filters, prep.n)
+        # F at both ends: the target (top class at x), the F(x) = F(x')
+        # check and the scale of tolerance=, from two forward passes.
+        ends = [self._engine.forward(xs, prep.consts) for xs in (prep.xs, prep.baselines)]
         if callable(target):
             target_idx, target_fn = np.full(prep.n, -1, np.int32), target
         else:
-            target_idx, target_fn = resolve_target(
-                target, self._engine.forward(prep.xs, prep.consts), prep.n)
+            target_idx, target_fn = resolve_target(target, ends[0], prep.n)
+        f1, f0 = [np.asarray(select_score(tf.constant(f), tf.constant(target_idx), target_fn))
+                  for f in ends]
         if len(prep.xs) > 1 or mode == "auto":
             moved = self._moved(prep)
             mode = "forward" if len(prep.xs) == 1 and \
                 moved.sum(axis=1).max() <= filt.shape[1] else "reverse"
         args = (prep, target_idx, target_fn, filt, budget, mode, method)
-        warn_if_unchanged(*self._end_scores(prep, target_idx, target_fn), stacklevel=4)
+        warn_if_unchanged(f1, f0, stacklevel=4)
         maps = self._maps(*args, n_steps)
         if tolerance is not None:
-            maps = self._refine(maps, args, n_steps, tolerance, max_steps)
+            maps = self._refine(maps, args, n_steps, tolerance, max_steps, np.abs(f1 - f0))
         return maps[0] if len(maps) == 1 else dict(zip(self.adapter.path_names, maps))
 
     def _moved(self, prep: Prepared) -> np.ndarray:
@@ -348,20 +354,11 @@ class NeuronConductance:
             return [self._run_forward(prep, alphas, weights, target, target_fn, filt, budget)]
         return self._run_reverse(prep, alphas, weights, target, target_fn, filt, budget)
 
-    def _end_scores(self, prep, target, target_fn):
-        """``(F(x), F(x'))`` per example, from two forward passes."""
-        ends = [self._engine.forward(xs, prep.consts) for xs in (prep.xs, prep.baselines)]
-        return [np.asarray(select_score(tf.constant(f), tf.constant(target), target_fn))
-                for f in ends]
-
-    def _refine(self, maps, args, n_steps, tolerance, max_steps):
+    def _refine(self, maps, args, n_steps, tolerance, max_steps, scale):
         """Doubles n_steps for the examples whose maps still change by more
         than ``tolerance * |F(x) - F(x')|`` (summed per filter)."""
-        prep, target, target_fn = args[0], args[1], args[2]
-        f1, f0 = self._end_scores(prep, target, target_fn)
-        # The explained score's change along the path: the scale of Eq. 2.
-        scale = np.abs(f1 - f0)
-        todo, steps = np.arange(prep.n), n_steps
+        # ``scale``: |F(x) - F(x')| per example, the scale of Eq. 2.
+        todo, steps = np.arange(args[0].n), n_steps
         while todo.size and steps * 2 <= max_steps:
             steps *= 2
             sub = (args[0].take(todo), args[1][todo], args[2], args[3][todo]) + args[4:]

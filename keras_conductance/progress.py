@@ -33,14 +33,15 @@ class Progress:
         verbose: 0, 1, or "auto" (show once the work has lasted AFTER_S).
         desc: a short label, e.g. "conductance" or "round 2/4".
         stream: where to write (default sys.stderr).
+        initial: units already done before this call (a resumed run).
     """
 
     def __init__(self, total: Optional[int], unit: str, verbose: Union[int, str],
-                 desc: str = "", stream=None):
+                 desc: str = "", stream=None, initial: int = 0):
         self.total, self.unit, self.verbose, self.desc = total, unit, verbose, desc
         self.stream = stream if stream is not None else sys.stderr
         self.start = time.perf_counter()
-        self.done = 0
+        self.done = self.initial = initial
         self._bar = None
         self._last_line = None
         self._shown = verbose == 1
@@ -58,7 +59,7 @@ class Progress:
         if _interactive(self.stream):
             fresh = self._bar is None
             # A bar that appears late starts with all the work done so far.
-            self._tqdm(postfix).update(self.done if fresh else n)
+            self._tqdm(postfix).update(self.done - self.initial if fresh else n)
         elif self._last_line is None or now - self._last_line >= LINE_EVERY_S:
             self._line(now, postfix)
 
@@ -75,7 +76,8 @@ class Progress:
             from tqdm.auto import tqdm
 
             self._bar = tqdm(total=self.total, unit=f" {self.unit}", desc=self.desc or None,
-                             file=self.stream, leave=True, dynamic_ncols=True)
+                             file=self.stream, leave=True, dynamic_ncols=True,
+                             initial=self.initial)
         if postfix:
             self._bar.set_postfix(postfix, refresh=False)
         return self._bar

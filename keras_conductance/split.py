@@ -56,9 +56,8 @@ def split_model(model: keras.Model, layers: Union[str, Sequence[str]]) -> Split:
             nearest layers that are cuts).
     """
     names = as_names(layers, "layers")
+    require_functional(model)  # a subclassed model: "no graph to split"
     graph = layer_graph(model)
-    if graph.root is not None:
-        require_functional(model)  # the "subclassed: no graph to split" error
     tensors = graph.resolve(names)
     graph.check_cut(names)
     source = graph.model

@@ -225,5 +225,5 @@ def test_an_out_folder_blocked_by_a_file_fails_before_the_work(saved, tmp_path, 
     code = cli.main(["report", str(folder / "model.keras"), "--layer", "conv1", "--inputs",
                      str(folder / "x.npy"), "--out", str(blocker / "r")])
     err = capsys.readouterr().err
-    assert code == 2 and "--out" in err and "is not a folder (a file is in the way)" in err
+    assert code == 2 and "`--out` cannot be written" in err and "Not a directory" in err
     assert "Loading" not in err  # it failed before loading or computing anything

@@ -170,10 +170,11 @@ def test_progress_bar_and_verbose_zero(model, examples, capsys):
     x, _ = examples
     ds = tf.data.Dataset.from_tensor_slices(x).batch(10)
     conductance_over_dataset(model, ds, "conv2", n_steps=N_STEPS, verbose=0)
-    assert capsys.readouterr().out == ""
+    silent = capsys.readouterr()
+    assert silent.out == "" and "batches" not in silent.err
     conductance_over_dataset(model, ds, "conv2", n_steps=N_STEPS, verbose=1)
-    out = capsys.readouterr().out
-    assert "2/2" in out and "examples: 20" in out
+    err = capsys.readouterr().err  # progress goes to stderr, plain lines off a terminal
+    assert "2/2 batches (100%)" in err and "examples 20" in err
 
 
 def test_input_errors(model, examples):

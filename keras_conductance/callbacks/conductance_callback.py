@@ -18,6 +18,7 @@ from numpy.typing import ArrayLike
 from keras_conductance.adapter import as_names
 from keras_conductance.attribution import Attribution
 from keras_conductance.explainer import Conductance
+from keras_conductance.folders import check_writable
 
 __all__ = ["ConductanceCallback"]
 
@@ -249,7 +250,7 @@ class ConductanceCallback(keras.callbacks.Callback):
         the output folders can be written, the layers and the probe set."""
         self._check_tensorboard()
         if self.log_dir is not None:
-            _check_writable(os.path.join(self.log_dir, self.name), "log_dir")
+            _check_writable(self.log_dir, "log_dir")
         if self.filename is not None:
             _check_writable(os.path.dirname(os.path.abspath(self.filename)), "filename")
         inputs, labels = self._probe_set()
@@ -433,20 +434,10 @@ class ConductanceCallback(keras.callbacks.Callback):
 
 
 def _check_writable(folder: str, argument: str):
-    """Creates ``folder`` and writes a file there, or names the argument."""
-    import tempfile
-
-    try:
-        os.makedirs(folder, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        raise ValueError(
-            f"`{argument}` cannot be written: {folder!r} ({err.strerror or err}). "
-            f"Pass a folder you can write to"
-            + (", or log_dir=None for no TensorBoard output." if argument == "log_dir"
-               else ", or filename=None for no history file.")
-        ) from None
+    hint = ("Pass a folder you can write to, or log_dir=None for no TensorBoard output."
+            if argument == "log_dir" else
+            "Pass a folder you can write to, or filename=None for no history file.")
+    check_writable(folder, argument, hint)
 
 
 def _positive_int(value, argument: str) -> int:
