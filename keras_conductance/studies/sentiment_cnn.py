@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from keras_conductance.datasets import Sentences, Vocabulary, load_sst
+from keras_conductance.studies.training import accuracy, fit_keeping_best
 
 __all__ = ["SentimentCNN", "build_sentiment_cnn", "load_or_train_sentiment_cnn",
            "POOLED", "EMBEDDING", "WIDTHS", "MAPS", "LENGTH"]
@@ -88,8 +89,7 @@ def build_sentiment_cnn(vocab_size: int, *, length: int = LENGTH, widths=WIDTHS,
 
 
 def _accuracy(model, x, y) -> float:
-    logits = np.asarray(model.predict(x, batch_size=512, verbose=0))[:, 0]
-    return float(np.mean((logits > 0) == (y == 1)))
+    return accuracy(model, x, y, batch_size=512)
 
 
 def train_sentiment_cnn(train: Sentences, dev: Sentences, *, epochs: int = 8, seed: int = 0,
@@ -108,17 +108,7 @@ def train_sentiment_cnn(train: Sentences, dev: Sentences, *, epochs: int = 8, se
     model = build_sentiment_cnn(len(vocab))
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.BinaryCrossentropy(from_logits=True))
-    best, best_weights, history = -1.0, None, []
-    for epoch in range(epochs):
-        start = time.perf_counter()
-        loss = model.fit(x, y, batch_size=50, epochs=1, shuffle=True, verbose=0).history["loss"][-1]
-        acc = _accuracy(model, xd, yd)
-        history.append({"epoch": epoch + 1, "loss": float(loss), "dev_accuracy": acc})
-        say(f"      epoch {epoch + 1}/{epochs}: loss {loss:.3f}, dev accuracy {acc:.3f} "
-            f"({time.perf_counter() - start:.0f} s)")
-        if acc > best:
-            best, best_weights = acc, model.get_weights()
-    model.set_weights(best_weights)
+    best, history = fit_keeping_best(model, x, y, xd, yd, epochs=epochs, batch_size=50, say=say)
     meta = {"epochs": epochs, "seed": seed, "dev_accuracy": best, "history": history,
             "vocab_size": len(vocab), "length": LENGTH}
     return model, vocab, meta

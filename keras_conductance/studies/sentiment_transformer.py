@@ -24,6 +24,7 @@ from typing import Callable, List, Sequence
 import numpy as np
 
 from keras_conductance.datasets import Sentences, Vocabulary, load_sst, load_sst_phrases
+from keras_conductance.studies.training import accuracy, fit_keeping_best
 
 __all__ = ["SentimentTransformer", "build_sentiment_transformer",
            "load_or_train_sentiment_transformer", "train_sentiment_transformer",
@@ -97,11 +98,6 @@ def build_sentiment_transformer(vocab_size: int, *, length: int = LENGTH, blocks
                        name="sentiment_transformer")
 
 
-def _accuracy(model, inputs: dict, y) -> float:
-    logits = np.asarray(model.predict(inputs, batch_size=256, verbose=0))[:, 0]
-    return float(np.mean((logits > 0) == (y == 1)))
-
-
 def train_sentiment_transformer(train: Sentences, dev: Sentences, *, epochs: int = 3,
                                 seed: int = 0, limit: int = 0, say: Callable = print):
     """Trains on ``train`` (phrases and sentences); keeps the epoch with the
@@ -125,17 +121,7 @@ def train_sentiment_transformer(train: Sentences, dev: Sentences, *, epochs: int
     model = build_sentiment_transformer(len(vocab))
     model.compile(optimizer=keras.optimizers.Adam(5e-4),
                   loss=keras.losses.BinaryCrossentropy(from_logits=True))
-    best, best_weights, history = -1.0, None, []
-    for epoch in range(epochs):
-        start = time.perf_counter()
-        loss = model.fit(x, y, batch_size=64, epochs=1, shuffle=True, verbose=0).history["loss"][-1]
-        acc = _accuracy(model, xd, yd)
-        history.append({"epoch": epoch + 1, "loss": float(loss), "dev_accuracy": acc})
-        say(f"      epoch {epoch + 1}/{epochs}: loss {loss:.3f}, dev accuracy {acc:.3f} "
-            f"({time.perf_counter() - start:.0f} s)")
-        if acc > best:
-            best, best_weights = acc, model.get_weights()
-    model.set_weights(best_weights)
+    best, history = fit_keeping_best(model, x, y, xd, yd, epochs=epochs, batch_size=64, say=say)
     meta = {"epochs": epochs, "seed": seed, "limit": limit, "dev_accuracy": best,
             "history": history, "vocab_size": len(vocab), "train_examples": len(train)}
     return model, vocab, meta
@@ -178,7 +164,7 @@ def load_or_train_sentiment_transformer(cache_dir, *, data_dir=None, epochs: int
                                                      limit=limit, say=say)
     meta["train_seconds"] = round(time.perf_counter() - start, 1)
     shell = SentimentTransformer(model, vocab, meta)
-    meta["test_accuracy"] = _accuracy(model, shell.encode(test.tokens), test.labels)
+    meta["test_accuracy"] = accuracy(model, shell.encode(test.tokens), test.labels)
     meta["test_size"] = len(test)
     cache.mkdir(parents=True, exist_ok=True)
     model.save_weights(str(files[0]))
