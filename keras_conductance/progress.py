@@ -20,8 +20,16 @@ AFTER_S = 2.0  # verbose="auto": show progress once a call has run this long
 LINE_EVERY_S = 10.0  # plain-line mode: one line this often
 
 
+def _in_notebook() -> bool:
+    """Inside a Jupyter or Colab kernel (not merely with ipykernel imported,
+    as a test runner that executes notebooks has it)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
+
+
 def _interactive(stream) -> bool:
-    return bool(getattr(stream, "isatty", lambda: False)()) or "ipykernel" in sys.modules
+    return bool(getattr(stream, "isatty", lambda: False)()) or _in_notebook()
 
 
 class Progress:
