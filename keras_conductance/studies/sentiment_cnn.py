@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from keras_conductance.datasets import Sentences, Vocabulary, load_sst
-from keras_conductance.studies.training import accuracy, fit_keeping_best
+from keras_conductance.studies.training import accuracy, fit_keeping_best, save_cache
 
 __all__ = ["SentimentCNN", "build_sentiment_cnn", "load_or_train_sentiment_cnn",
            "POOLED", "EMBEDDING", "WIDTHS", "MAPS", "LENGTH"]
@@ -147,10 +147,5 @@ def load_or_train_sentiment_cnn(cache_dir, *, data_dir=None, epochs: int = 8, se
     meta["train_seconds"] = round(time.perf_counter() - start, 1)
     meta["test_accuracy"] = _accuracy(model, vocab.encode(test.tokens, LENGTH), test.labels)
     meta["test_size"] = len(test)
-    cache.mkdir(parents=True, exist_ok=True)
-    model.save_weights(str(files[0]))
-    files[1].write_text(vocab.to_json())
-    files[2].write_text(json.dumps(meta, indent=1))
-    say(f"      test accuracy {meta['test_accuracy']:.3f} on {len(test)} sentences; "
-        f"saved to {cache}")
+    save_cache(files, model, vocab, meta, say)
     return SentimentCNN(model, vocab, meta)

@@ -24,7 +24,7 @@ from typing import Callable, List, Sequence
 import numpy as np
 
 from keras_conductance.datasets import Sentences, Vocabulary, load_sst, load_sst_phrases
-from keras_conductance.studies.training import accuracy, fit_keeping_best
+from keras_conductance.studies.training import accuracy, fit_keeping_best, save_cache
 
 __all__ = ["SentimentTransformer", "build_sentiment_transformer",
            "load_or_train_sentiment_transformer", "train_sentiment_transformer",
@@ -166,10 +166,5 @@ def load_or_train_sentiment_transformer(cache_dir, *, data_dir=None, epochs: int
     shell = SentimentTransformer(model, vocab, meta)
     meta["test_accuracy"] = accuracy(model, shell.encode(test.tokens), test.labels)
     meta["test_size"] = len(test)
-    cache.mkdir(parents=True, exist_ok=True)
-    model.save_weights(str(files[0]))
-    files[1].write_text(vocab.to_json())
-    files[2].write_text(json.dumps(meta, indent=1))
-    say(f"      test accuracy {meta['test_accuracy']:.3f} on {len(test)} sentences; "
-        f"saved to {cache}")
+    save_cache(files, model, vocab, meta, say)
     return shell

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import pathlib
 import time
-from typing import Callable, List, Tuple
+from typing import Callable, List, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["accuracy", "fit_keeping_best"]
+__all__ = ["accuracy", "fit_keeping_best", "save_cache"]
 
 
 def accuracy(model, inputs, labels: np.ndarray, batch_size: int = 256) -> float:
@@ -38,3 +40,14 @@ def fit_keeping_best(model, x, y, x_dev, y_dev, *, epochs: int, batch_size: int,
             best, best_weights = acc, model.get_weights()
     model.set_weights(best_weights)
     return best, history
+
+
+def save_cache(files: Sequence[pathlib.Path], model, vocab, meta: dict, say: Callable = print):
+    """Writes ``(weights, vocab.json, meta.json)`` into their folder."""
+    weights, vocab_file, meta_file = files
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    model.save_weights(str(weights))
+    vocab_file.write_text(vocab.to_json())
+    meta_file.write_text(json.dumps(meta, indent=1))
+    say(f"      test accuracy {meta['test_accuracy']:.3f} on {meta['test_size']} sentences; "
+        f"saved to {weights.parent}")
