@@ -35,6 +35,7 @@ from keras_conductance.explainer import (
     CONVERGENCE_WARNING_THRESHOLD,
     DEFAULT_BATCH_SIZE,
     Conductance,
+    unchanged_message,
 )
 from keras_conductance.functional import explainer_for
 from keras_conductance.targets import resolve_target
@@ -723,12 +724,7 @@ def _result(totals, explainer: Conductance, target, slots, rule, has_labels, bat
         }
     _warn_convergence(totals, explainer, rule)
     if totals.get("unchanged", 0) > 0:
-        warnings.warn(
-            f"F(x) = F(x') for {int(totals['unchanged'])} of {int(count)} examples: the "
-            "explained score does not change between the baseline and the input, so "
-            "there is nothing to attribute. Is the baseline equal to the input?",
-            stacklevel=3,
-        )
+        warnings.warn(unchanged_message(int(totals["unchanged"]), int(count)), stacklevel=3)
     return DatasetConductance(
         layers=layers,
         mean=mean,

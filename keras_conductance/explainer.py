@@ -362,19 +362,19 @@ class Conductance:
             )
 
 
+def unchanged_message(count: int, total: int) -> str:
+    """The warning for examples whose explained score is the same at the
+    baseline and the input (usually a baseline equal to the input)."""
+    return (f"F(x) = F(x') for {count} of {total} examples: the explained score does not "
+            "change between the baseline and the input, so there is nothing to attribute "
+            "and their attributions are zero. Is the baseline equal to the input?")
+
+
 def warn_if_unchanged(f1: np.ndarray, f0: np.ndarray, stacklevel: int = 5):
-    """Warns when F(x) = F(x') exactly for some examples: there is nothing
-    to attribute (their scores are all zero), usually because the baseline
-    equals the input."""
+    """Warns when F(x) = F(x') exactly for some examples."""
     same = np.asarray(f1) == np.asarray(f0)
     if same.any():
-        warnings.warn(
-            f"F(x) = F(x') for {int(same.sum())} of {same.size} examples (first: "
-            f"{int(np.flatnonzero(same)[0])}): the explained score does not change "
-            "between the baseline and the input, so there is nothing to attribute "
-            "and their attributions are zero. Is the baseline equal to the input?",
-            stacklevel=stacklevel,
-        )
+        warnings.warn(unchanged_message(int(same.sum()), same.size), stacklevel=stacklevel)
 
 
 def rule_alphas(method: str, n_steps: int) -> np.ndarray:

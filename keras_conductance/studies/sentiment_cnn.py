@@ -11,7 +11,6 @@ folder and retrained from the staged data when absent.
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 import time
 from typing import Callable, Sequence
@@ -19,7 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from keras_conductance.datasets import Sentences, Vocabulary, load_sst
-from keras_conductance.studies.training import accuracy, fit_keeping_best, save_cache
+from keras_conductance.studies.training import accuracy, fit_keeping_best, load_cache, save_cache
 
 __all__ = ["SentimentCNN", "build_sentiment_cnn", "load_or_train_sentiment_cnn",
            "POOLED", "EMBEDDING", "WIDTHS", "MAPS", "LENGTH"]
@@ -131,15 +130,10 @@ def load_or_train_sentiment_cnn(cache_dir, *, data_dir=None, epochs: int = 8, se
     """
     cache = pathlib.Path(cache_dir)
     files = [cache / _WEIGHTS, cache / _VOCAB, cache / _META]
-    if not retrain and all(f.exists() for f in files):
-        meta = json.loads(files[2].read_text())
-        if meta.get("epochs") == epochs and meta.get("seed") == seed:
-            vocab = Vocabulary.from_json(files[1].read_text())
-            model = build_sentiment_cnn(len(vocab))
-            model.load_weights(str(files[0]))
-            say(f"      loaded the cached sentiment CNN from {cache} "
-                f"(test accuracy {meta['test_accuracy']:.3f})")
-            return SentimentCNN(model, vocab, meta)
+    cached = None if retrain else load_cache(files, {"epochs": epochs, "seed": seed},
+                                             build_sentiment_cnn, "sentiment CNN", say)
+    if cached is not None:
+        return SentimentCNN(*cached)
     train, dev, test = (load_sst(s, data_dir=data_dir) for s in ("train", "dev", "test"))
     say(f"      training on {len(train)} SST-2 sentences, {epochs} epochs, 2 CPU cores ...")
     start = time.perf_counter()

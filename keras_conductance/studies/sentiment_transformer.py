@@ -16,7 +16,6 @@ heads are the input of ``transformer_i/self_attention_layer/attention_output``
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 import time
 from typing import Callable, List, Sequence
@@ -24,7 +23,7 @@ from typing import Callable, List, Sequence
 import numpy as np
 
 from keras_conductance.datasets import Sentences, Vocabulary, load_sst, load_sst_phrases
-from keras_conductance.studies.training import accuracy, fit_keeping_best, save_cache
+from keras_conductance.studies.training import accuracy, fit_keeping_best, load_cache, save_cache
 
 __all__ = ["SentimentTransformer", "build_sentiment_transformer",
            "load_or_train_sentiment_transformer", "train_sentiment_transformer",
@@ -146,15 +145,10 @@ def load_or_train_sentiment_transformer(cache_dir, *, data_dir=None, epochs: int
     cache = pathlib.Path(cache_dir)
     files = [cache / _WEIGHTS, cache / _VOCAB, cache / _META]
     settings = {"epochs": epochs, "seed": seed, "limit": limit}
-    if not retrain and all(f.exists() for f in files):
-        meta = json.loads(files[2].read_text())
-        if all(meta.get(k) == v for k, v in settings.items()):
-            vocab = Vocabulary.from_json(files[1].read_text())
-            model = build_sentiment_transformer(len(vocab))
-            model.load_weights(str(files[0]))
-            say(f"      loaded the cached sentiment transformer from {cache} "
-                f"(test accuracy {meta['test_accuracy']:.3f})")
-            return SentimentTransformer(model, vocab, meta)
+    cached = None if retrain else load_cache(files, settings, build_sentiment_transformer,
+                                             "sentiment transformer", say)
+    if cached is not None:
+        return SentimentTransformer(*cached)
     train = load_sst_phrases("train", data_dir=data_dir)
     dev, test = (load_sst(s, data_dir=data_dir) for s in ("dev", "test"))
     say(f"      training on {limit or len(train)} SST-2 phrases and sentences, "

@@ -9,7 +9,7 @@ from typing import Callable, List, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["accuracy", "fit_keeping_best", "save_cache"]
+__all__ = ["accuracy", "fit_keeping_best", "load_cache", "save_cache"]
 
 
 def accuracy(model, inputs, labels: np.ndarray, batch_size: int = 256) -> float:
@@ -40,6 +40,26 @@ def fit_keeping_best(model, x, y, x_dev, y_dev, *, epochs: int, batch_size: int,
             best, best_weights = acc, model.get_weights()
     model.set_weights(best_weights)
     return best, history
+
+
+def load_cache(files: Sequence[pathlib.Path], settings: dict, build: Callable,
+               what: str, say: Callable = print):
+    """``(model, vocab, meta)`` from the cache when it exists and was trained
+    with ``settings``; else None. ``build(vocab_size)`` makes the network."""
+    from keras_conductance.datasets import Vocabulary
+
+    weights, vocab_file, meta_file = files
+    if not all(f.exists() for f in files):
+        return None
+    meta = json.loads(meta_file.read_text())
+    if any(meta.get(k) != v for k, v in settings.items()):
+        return None
+    vocab = Vocabulary.from_json(vocab_file.read_text())
+    model = build(len(vocab))
+    model.load_weights(str(weights))
+    say(f"      loaded the cached {what} from {weights.parent} "
+        f"(test accuracy {meta['test_accuracy']:.3f})")
+    return model, vocab, meta
 
 
 def save_cache(files: Sequence[pathlib.Path], model, vocab, meta: dict, say: Callable = print):
