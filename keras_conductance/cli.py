@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Optional, Sequence
 
 __all__ = ["main"]
 
 
+def _process_started() -> float:
+    """When this process began, as near as can be known: the package
+    records the time before it imports TensorFlow (seconds of the run)."""
+    import keras_conductance
+
+    return getattr(keras_conductance, "_IMPORT_STARTED", time.time())
+
+
 def _demo(args) -> int:
     from keras_conductance.demo import run_demo
 
-    run_demo(args.out, epochs=args.epochs, verbose=0 if args.quiet else 1)
+    run_demo(args.out, epochs=args.epochs, verbose=0 if args.quiet else 1,
+             started=_process_started())
     return 0
 
 
@@ -47,8 +57,9 @@ def _take(inputs, rows):
 MAPS_SHOWN = 6  # examples with Eq. 2 maps in a report (the cost is per example)
 
 
-def _checks(model, inputs, measures, images, names, start, args):
-    """Ablation of each example's top-3 filters and their Eq. 2 maps."""
+def _checks(model, inputs, baselines, measures, images, names, start, args):
+    """Ablation of each example's top-3 filters (to zero, the paper's, and to
+    the baseline's activation) and their Eq. 2 maps."""
     import numpy as np
 
     import keras_conductance as kc
@@ -59,10 +70,15 @@ def _checks(model, inputs, measures, images, names, start, args):
     target = None if np.any(cond.target < 0) else cond.target
     ablation = None
     if cond.is_cut[layer]:
-        drops = kc.ablation_scores(model, inputs, layer, target=target, filters=top,
-                                   output=args.output, start_layer=start,
-                                   pre_softmax=args.pre_softmax)
-        ablation = {"layer": layer, "filters": top, "drops": drops}
+        common = dict(target=target, filters=top, output=args.output, start_layer=start,
+                      pre_softmax=args.pre_softmax)
+        drops = kc.ablation_scores(model, inputs, layer, **common)
+        # Conductance starts at the baseline's activation, not at zero: this
+        # second check removes that difference (the main cause of disagreement).
+        to_baseline = kc.ablation_scores(model, inputs, layer, value="baseline",
+                                         baselines=baselines, **common)
+        ablation = {"layer": layer, "filters": top, "drops": drops,
+                    "baseline_drops": to_baseline}
     figures = []
     shown = slice(0, min(MAPS_SHOWN, len(names)))
     if images is not None:
@@ -74,12 +90,21 @@ def _checks(model, inputs, measures, images, names, start, args):
                           target=None if target is None else target[shown],
                           output=args.output, pre_softmax=args.pre_softmax,
                           n_steps=args.n_steps)
-        figures.append((f"{layer}_pixel_maps", maps.plot()))
+        figures.append((f"{layer}_pixel_maps", maps.plot(),
+                        f"Where in each image the top filters of {layer} conduct (Eq. 2 "
+                        "pixel maps)",
+                        "Each row: a photo, then its top filters by conductance. A filter's "
+                        "picture is the photo with each pixel dimmed by that pixel's share "
+                        "of the filter's conductance (Eq. 2 of the paper, summed over colour; "
+                        "positive shares only): bright pixels are the ones the filter's "
+                        "conductance flows through. The number is the filter's conductance "
+                        f"({_score_unit(model, args)})."))
     elif start is not None and str(model.inputs[0].dtype) != "string":
         # Token ids map to positions; a model that vectorizes strings inside
         # has no input position per token, so it gets no token maps.
         figures.append((f"{layer}_token_maps", _token_figure(
-            model, _take(inputs, shown), layer, top[shown], names[shown], target, start, args)))
+            model, _take(inputs, shown), layer, top[shown], names[shown], target, start, args),
+            f"Which tokens the top filters of {layer} conduct through (Eq. 2)"))
     return ablation, figures
 
 
@@ -143,26 +168,61 @@ def _scale_and_baselines(model, inputs, kind, args, say):
             words.get(kind_of_baseline, kind_of_baseline))
 
 
-def _warn_if_degenerate(measures, kind, say):
+def _warn_if_degenerate(measures, kind, say, class_names=None):
     """All inputs predicted as one class usually means a wrong scaling."""
     import numpy as np
 
+    from keras_conductance.class_names import label_of
+
     top = measures.conductance.target
     if kind == "image" and len(top) >= 3 and np.unique(top).size == 1:
-        say(f"Warning: all {len(top)} inputs are predicted as class {int(top[0])}. If the "
+        say(f"Warning: all {len(top)} inputs are predicted as class "
+            f"{label_of(int(top[0]), class_names)}. If the "
             "photos are of different things, the scaling is probably wrong: pass "
             "--preprocess raw, unit, symmetric, caffe or torch (0..255, 0..1, -1..1, "
             "ResNet/VGG's BGR mean removal, DenseNet's ImageNet mean/std).")
+
+
+def _n_classes(model, output) -> Optional[int]:
+    """Size of the explained output's last axis (None: not known)."""
+    try:
+        if isinstance(output, str):
+            tensor = model.get_layer(output).output
+        else:
+            tensor = model.outputs[output or 0]
+        return int(tensor.shape[-1])
+    except (ValueError, IndexError, TypeError, AttributeError):
+        return None
+
+
+def _score_unit(model, args) -> str:
+    """What F is, for the report's axes: the logit, a probability, or a score."""
+    from keras_conductance.targets import output_activation
+
+    if args.pre_softmax:
+        return "logit"
+    if args.output is None and output_activation(model) in ("softmax", "sigmoid"):
+        return "probability"
+    return "score"
+
+
+def _explained(target, args, class_names) -> str:
+    from keras_conductance.class_names import label_of
+
+    what = "the top predicted class" if target is None else f"class {label_of(target, class_names)}"
+    return ("logit of " if args.pre_softmax else "") + what
 
 
 def _report(args) -> int:
     import json
 
     from keras_conductance import loading, report
+    from keras_conductance.class_names import class_names_for, read_labels_file
     from keras_conductance.explainer import Conductance
 
     say = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr))
     _check_out_folder(args.out)  # before the work, not after it
+    labels = None if args.labels is None else read_labels_file(args.labels)
     say(f"Loading {args.model} ...")
     model = loading.load_model_file(args.model, unsafe=args.unsafe)
     inputs, names, kind = loading.read_inputs(args.inputs, model, preprocess=None)
@@ -180,26 +240,28 @@ def _report(args) -> int:
                             pre_softmax=args.pre_softmax, max_steps=args.max_steps,
                             verbose=0 if args.json else 1)
     target = None if args.target == "top" else _class_index(args.target)
+    class_names, names_note = class_names_for(_n_classes(model, output), labels)
     measures = explainer.explain(inputs, target=target, baselines=baselines)
-    _warn_if_degenerate(measures, kind, say)
+    _warn_if_degenerate(measures, kind, say, class_names)
     images = None if pixels is None else pixels / 255.0
     say("Checking the top filters by ablation and drawing Eq. 2 maps ...")
-    ablation, figures = _checks(model, inputs, measures, images, names, start, args)
+    ablation, figures = _checks(model, inputs, baselines, measures, images, names, start, args)
+    notes = [f"Model {args.model}; inputs {args.inputs}; baseline: "
+             + ("zero embedding" if start else baseline_text) + "; explained score: "
+             + _explained(target, args, class_names) + "."]
     files = report.write_report(
-        args.out, measures, images=images, names=names,
-        title=f"Conductance report: {model.name}",
+        args.out, measures, images=images, names=names, class_names=class_names,
+        score_unit=_score_unit(model, args), title=f"Conductance report: {model.name}",
         ablation=ablation, extra_figures=figures,
-        notes=[f"Model {args.model}; inputs {args.inputs}; baseline: "
-               + ("zero embedding" if start else baseline_text) + "; explained score: "
-               + ("logit of " if args.pre_softmax else "")
-               + ("the top predicted class" if target is None else f"class {target}") + "."],
+        notes=notes + ([names_note] if names_note else []),
     )
     if args.json:
         info = json.loads(files[0].read_text())  # report.json: names, ablation check
         info["files"] = [str(f) for f in files]
         print(json.dumps(info, indent=1))
     else:
-        say(f"Wrote {len(files)} files; open {files[-1].resolve()}")
+        say(f"Wrote {len(files)} files in {time.time() - _process_started():.0f} s; "
+            f"open {files[-1].resolve()}")
     return 0
 
 
@@ -239,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="explained output of a multi-output model (name or index)")
     rep.add_argument("--target", default="top", help="class index to explain, or 'top' (the top predicted class)")
     rep.add_argument("--out", default="conductance-report", help="report folder")
+    rep.add_argument("--labels", default=None, metavar="FILE",
+                     help="class names to show beside class indices: one name per line "
+                          "(line 1 = class 0), or JSON (a list, or Keras' imagenet_class_index"
+                          ".json); none given: ImageNet's names for 1000-class models")
     rep.add_argument("--preprocess", choices=["auto", "raw", "unit", "symmetric", "caffe", "torch"],
                      default="auto",
                      help="image scaling: raw 0..255, unit 0..1, symmetric -1..1, caffe "

@@ -54,7 +54,7 @@ def test_report_on_npy_matches_the_library(saved, tmp_path):
         check = ex["ablation_check"]
         assert [c["filter"] for c in check] == expected.top_filters("conv2", 3)[i].tolist()
         np.testing.assert_allclose([c["ablation_drop"] for c in check], drops[i], rtol=1e-4, atol=1e-6)
-    assert "Ablation check, conv2" in html
+    assert "Ablation check at conv2" in html and "<th>Filter</th>" in html
 
 
 @pytest.mark.slow
@@ -227,3 +227,94 @@ def test_an_out_folder_blocked_by_a_file_fails_before_the_work(saved, tmp_path, 
     err = capsys.readouterr().err
     assert code == 2 and "`--out` cannot be written" in err and "Not a directory" in err
     assert "Loading" not in err  # it failed before loading or computing anything
+
+
+@pytest.fixture(scope="module")
+def imagenet_report(tmp_path_factory):
+    """A CLI report of a 1000-class model on real photos with --labels."""
+    from conftest import SHARED_DATA as shared_data
+
+    if not shared_data.is_dir():
+        pytest.skip(f"needs the staged real data at {shared_data}")
+    folder = tmp_path_factory.mktemp("imagenet")
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((32, 32, 3))
+    h = keras.layers.Rescaling(1 / 255, name="scale")(inp)
+    h = keras.layers.Conv2D(8, 3, activation="relu", name="conv1")(h)
+    h = keras.layers.Conv2D(16, 3, activation="relu", name="conv2")(h)
+    h = keras.layers.Conv2D(24, 3, activation="relu", name="conv3")(h)
+    out = keras.layers.Dense(1000, name="logits")(keras.layers.GlobalAveragePooling2D()(h))
+    keras.Model(inp, out, name="tiny_imagenet").save(folder / "tiny.keras")
+    photos = folder / "photos"
+    photos.mkdir()
+    for src in sorted((shared_data / "imagenet" / "samples").iterdir())[:5]:
+        (photos / src.name).write_bytes(src.read_bytes())
+    index = shared_data / "imagenet" / "imagenet_class_index.json"
+    # Three layers: the widest table; --n-steps 16 keeps the test short.
+    code = cli.main(["report", str(folder / "tiny.keras"), "--layer", "conv1", "--layer", "conv2",
+                     "--layer", "conv3", "--inputs", str(photos), "--labels", str(index),
+                     "--n-steps", "16", "--out", str(folder / "r")])
+    assert code == 0
+    return folder / "r", json.loads(index.read_text())
+
+
+@pytest.mark.slow
+def test_report_names_classes_and_checks_ablation_to_the_baseline(imagenet_report):
+    out, index = imagenet_report
+    info = json.loads((out / "report.json").read_text())
+    page = (out / "report.html").read_text(encoding="utf-8")
+    for ex in info["examples"]:
+        name = index[str(ex["target"])][1]
+        assert ex["class_name"] == f"{name} ({ex['target']})" and ex["class_name"] in page
+    assert info["examples"][0]["name"] == "n01440764_tench.JPEG"
+    assert "Class names: from --labels." in page and "F(x) (score)" in page
+    # conv3 -> average pooling -> dense is additive and the black image gives
+    # conv3 zero activations here, so both ablations equal the conductance.
+    for ex in info["examples"]:
+        for check in ex["ablation_check"]:
+            assert check["baseline_ablation_drop"] == pytest.approx(check["conductance"], rel=1e-3,
+                                                                     abs=1e-6)
+            assert not check["ablation_drop_disagrees"]
+    assert "set to its baseline activation y(x\u2032) (score)" in page
+
+
+@pytest.mark.slow
+def test_cli_report_fits_1280_px(imagenet_report):
+    from chromium import scroll_width
+
+    out, _ = imagenet_report
+    assert scroll_width(out / "report.html") <= 1280  # no sideways scrolling
+
+
+def test_labels_errors_name_the_argument(saved, tmp_path, capsys):
+    folder, _, _ = saved
+    err = _error(capsys, "report", folder / "model.keras", "--layer", "conv1", "--inputs",
+                 folder / "x.npy", "--labels", tmp_path / "nope.txt")
+    assert "--labels: no such file:" in err and "nope.txt" in err
+    (tmp_path / "two.txt").write_text("cat\ndog\n")
+    err = _error(capsys, "report", folder / "model.keras", "--layer", "conv1", "--inputs",
+                 folder / "x.npy", "--labels", tmp_path / "two.txt", "--n-steps", "8")
+    assert "--labels has 2 class names; the explained output has 3 classes" in err
+
+
+def test_report_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["report", "--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for default in ("(default: 0.02)", "(default: 64)", "(default: 1024)", "(default: auto)",
+                    "(default: conductance-report)", "(default: top)"):
+        assert default in text, default
+
+
+def test_tensorflow_logs_are_quiet_only_in_the_command(monkeypatch):
+    import keras_conductance
+
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/keras-conductance", "demo"])
+    assert keras_conductance._is_command_line()
+    monkeypatch.setattr(sys, "argv", ["-m"])
+    monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "keras_conductance.cli", "demo"])
+    assert keras_conductance._is_command_line()
+    monkeypatch.setattr(sys, "argv", ["train.py"])
+    monkeypatch.setattr(sys, "orig_argv", ["python", "train.py"])
+    assert not keras_conductance._is_command_line()  # a user's program keeps its logging
