@@ -8,6 +8,7 @@ import math
 import os
 import signal
 import threading
+import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import keras
@@ -17,8 +18,10 @@ from numpy.typing import ArrayLike
 
 from keras_conductance.adapter import as_names
 from keras_conductance.attribution import Attribution
+from keras_conductance.callbacks import _images
 from keras_conductance.explainer import Conductance
 from keras_conductance.folders import check_writable
+from keras_conductance.neuron import NeuronConductance
 
 __all__ = ["ConductanceCallback"]
 
@@ -26,13 +29,19 @@ TRIGGERS = ("epoch_end", "test_end")
 SUMMARY_STEPS = ("iterations", "epoch")
 HISTORY_FORMATS = (".csv", ".npz")
 CSV_HEADER = "epoch,iteration,layer,filter,conductance,abs_delta\n"
-# Heatmap cells are enlarged to make the image about this many pixels wide.
-IMAGE_PIXELS = 256
+IMAGE_KINDS = ("overlay", "heatmap", "both")
 TENSORBOARD_MISSING = (
     "ConductanceCallback(log_dir=...) writes TensorBoard summaries, which need "
     "the `tensorboard` package (TensorFlow no longer installs it). Install it "
     "with `pip install keras-conductance[tensorboard]` (or `pip install "
     "tensorboard`), or pass log_dir=None."
+)
+MATPLOTLIB_MISSING = (
+    "ConductanceCallback draws its TensorBoard images (pixel-map overlays, "
+    "labelled heatmaps) with matplotlib, which is not installed: it writes the "
+    "bare filters x examples matrix instead. Install matplotlib with `pip "
+    "install keras-conductance[demo]` (or `pip install matplotlib`), or pass "
+    "write_images=False."
 )
 
 
@@ -62,7 +71,16 @@ class ConductanceCallback(keras.callbacks.Callback):
     | `conductance/<layer>`            | histogram | the C per-filter means            |
     | `conductance/<layer>/filter_<j>` | scalar    | filter j's mean, once in a top_k  |
     | `conductance/<layer>/abs_delta`  | scalar    | mean completeness error           |
-    | `conductance/<layer>/heatmap`    | image     | filters x examples, red > 0       |
+    | `conductance/<layer>/heatmap`    | image     | filters x examples, blue > 0      |
+    | `conductance/<layer>/pixel_maps/example_<b>` | image | Eq. 2 maps over input b |
+
+    Images: for image probe inputs ``(B, H, W, 1|3)``, one picture per
+    probe example (the first ``image_examples``) and layer: the input, then
+    the Eq. 2 pixel maps (``neuron_conductance``, summed over colour) of the
+    example's ``image_filters`` filters with the largest |conductance|,
+    translucent over the input in grey, blue where a pixel raises the
+    explained score through the filter, red where it lowers it. Otherwise a
+    labelled heatmap, filters x probe examples. Both need matplotlib.
 
     Args:
         data: the probe set: inputs (an array ``(B, *input_shape)``, or for
@@ -97,7 +115,18 @@ class ConductanceCallback(keras.callbacks.Callback):
         channel_axis: axis of the layer outputs holding the filters.
         log_dir: TensorBoard log folder, or None for no TensorBoard output.
         top_k: filters per layer to follow as scalars, per record.
-        write_images: write the heatmap image.
+        write_images: TensorBoard images: True (pixel-map overlays for
+            image inputs, the heatmap otherwise), ``"overlay"``,
+            ``"heatmap"``, ``"both"``, or False for none.
+        image_freq: write images in the records of epochs whose 1-based
+            number is a multiple of ``image_freq`` (and at ``evaluate``).
+        image_examples: probe examples that get an overlay (the first ones).
+        image_filters: filters per overlay: the example's largest
+            |conductance|.
+        image_n_steps: integration steps of the overlays' pixel maps (one
+            masked backward pass per filter and path point).
+        example_names: B names of the probe examples for the pictures'
+            labels (default: their indices).
         summary_step: TensorBoard step: ``"epoch"`` (the epoch index, the
             axis of Keras' own ``epoch_*`` scalars; the last epoch trained for
             ``evaluate`` outside ``fit``) or ``"iterations"`` (the
@@ -146,7 +175,12 @@ class ConductanceCallback(keras.callbacks.Callback):
         channel_axis: int = -1,
         log_dir: Optional[str] = None,
         top_k: int = 5,
-        write_images: bool = True,
+        write_images: Union[bool, str] = True,
+        image_freq: int = 1,
+        image_examples: int = 4,
+        image_filters: int = 3,
+        image_n_steps: int = 16,
+        example_names: Optional[Sequence[str]] = None,
         summary_step: str = "epoch",
         filename: Optional[str] = None,
         append: bool = False,
@@ -171,7 +205,12 @@ class ConductanceCallback(keras.callbacks.Callback):
         self.channel_axis = channel_axis
         self.log_dir = None if log_dir is None else os.fspath(log_dir)
         self.top_k = _positive_int(top_k, "top_k")
-        self.write_images = write_images
+        self.write_images = _check_write_images(write_images)
+        self.image_freq = _positive_int(image_freq, "image_freq")
+        self.image_examples = _positive_int(image_examples, "image_examples")
+        self.image_filters = _positive_int(image_filters, "image_filters")
+        self.image_n_steps = _positive_int(image_n_steps, "image_n_steps")
+        self.example_names = _check_names(example_names)
         self.summary_step = _check_choice(summary_step, "summary_step", SUMMARY_STEPS)
         self.filename = None if filename is None else _check_filename(filename)
         self.append = append
@@ -196,6 +235,9 @@ class ConductanceCallback(keras.callbacks.Callback):
         self._file_started = False
         self._npz_prior: Dict[str, np.ndarray] = {}  # rows kept with append=True
         self._tracked: Dict[str, set] = {}
+        self._neuron: Dict[str, NeuronConductance] = {}  # layer -> Eq. 2 explainer
+        self._neuron_model = None
+        self._warned_matplotlib = False
         # Where we are in fit: None outside fit.
         self._epoch: Optional[int] = None
         self._last_epoch = -1
@@ -257,6 +299,18 @@ class ConductanceCallback(keras.callbacks.Callback):
         explainer = self._get_explainer()
         prepared = explainer.adapter.prepare(inputs, self.baselines)  # shapes, dtypes, NaN
         explainer._target(self._explained_target(labels), prepared)  # class range
+        self._check_images(inputs, prepared.n)
+
+    def _check_images(self, inputs, n_examples: int):
+        if self.example_names is not None and len(self.example_names) != n_examples:
+            raise ValueError(
+                f"`example_names` must name each of the {n_examples} probe examples. "
+                f"Received {len(self.example_names)} names."
+            )
+        kinds = self._image_kinds(inputs)  # overlays asked of non-images fail here
+        if "overlay" in kinds and self._can_draw():
+            for n in self.layers:
+                self._neuron_explainer(n)  # layer and channel_axis checked
 
     # -- computing -------------------------------------------------------------
 
@@ -296,25 +350,27 @@ class ConductanceCallback(keras.callbacks.Callback):
             attr = self._get_explainer()(
                 inputs, target=self._explained_target(labels), baselines=self.baselines
             )
+            per_filter = {n: attr.per_filter(n, self.channel_axis) for n in self.layers}  # (B, C)
+            record = {
+                "epoch": epoch,
+                "iteration": self._iteration(),
+                "conductance": {n: values.mean(axis=0) for n, values in per_filter.items()},
+                "abs_delta": {n: float(np.abs(attr.delta[n]).mean()) for n in self.layers},
+            }
+            # Drawn before the writes below, which hold Ctrl-C back.
+            pictures = self._pictures(record, attr, per_filter, inputs)
         except BaseException:
             # What was written so far stays: files are written whole per
             # record; the TensorBoard writer is flushed and closed.
             self._close_writer()
             raise
-        per_filter = {n: attr.per_filter(n, self.channel_axis) for n in self.layers}  # (B, C)
-        record = {
-            "epoch": epoch,
-            "iteration": self._iteration(),
-            "conductance": {n: values.mean(axis=0) for n, values in per_filter.items()},
-            "abs_delta": {n: float(np.abs(attr.delta[n]).mean()) for n in self.layers},
-        }
         self.history.append(record)
         self.last_attribution = attr
         if epoch >= 0:
             self._recorded_epoch = epoch
         with _interrupts_deferred():
             self._write_file(record)
-            self._write_summaries(record, per_filter)
+            self._write_summaries(record, pictures)
         return record
 
     def _iteration(self) -> int:
@@ -352,7 +408,7 @@ class ConductanceCallback(keras.callbacks.Callback):
             return record["iteration"]
         return record["epoch"] if record["epoch"] >= 0 else max(self._last_epoch, 0)
 
-    def _write_summaries(self, record: dict, per_filter: Dict[str, np.ndarray]):
+    def _write_summaries(self, record: dict, pictures: List[Tuple[str, np.ndarray]]):
         if self.log_dir is None:
             return
         # evaluate() outside fit writes its own run, ``<name>_evaluation``:
@@ -376,8 +432,8 @@ class ConductanceCallback(keras.callbacks.Callback):
                 for j in sorted(tracked):
                     tf.summary.scalar(f"{tag}/filter_{j}", means[j], step=step)
                 tf.summary.scalar(f"{tag}/abs_delta", record["abs_delta"][n], step=step)
-                if self.write_images:
-                    tf.summary.image(f"{tag}/heatmap", _heatmap(per_filter[n]), step=step)
+            for tag, picture in pictures:
+                tf.summary.image(tag, picture[None], step=step)
         # Flushed per record: an interrupted fit leaves complete event files.
         writer.flush()
 
@@ -385,6 +441,100 @@ class ConductanceCallback(keras.callbacks.Callback):
         for writer in self._writers.values():
             writer.close()
         self._writers = {}
+
+    # -- TensorBoard images ----------------------------------------------------
+
+    def _image_kinds(self, inputs) -> Tuple[str, ...]:
+        """The pictures of this probe set: none, ``"heatmap"``, ``"overlay"``."""
+        if self.log_dir is None or self.write_images is False:
+            return ()
+        # Pixel maps need a gradient to the pixels: one image input on the path.
+        image = self.start_layer is None and _images.is_image(inputs)
+        if self.write_images is True:
+            return ("overlay",) if image else ("heatmap",)
+        if self.write_images != "heatmap" and not image:
+            raise ValueError(
+                f"write_images={self.write_images!r} draws Eq. 2 pixel maps over "
+                "image inputs (one array (B, H, W, 1 or 3), no start_layer); this "
+                f"probe set is {_describe(inputs)}. Valid values for it: True, "
+                "False, 'heatmap'."
+            )
+        return {"overlay": ("overlay",), "heatmap": ("heatmap",),
+                "both": ("heatmap", "overlay")}[self.write_images]
+
+    def _can_draw(self) -> bool:
+        if importlib.util.find_spec("matplotlib") is not None:
+            return True
+        if not self._warned_matplotlib:
+            warnings.warn(MATPLOTLIB_MISSING, stacklevel=2)
+            self._warned_matplotlib = True
+        return False
+
+    def _pictures(self, record: dict, attr: Attribution, per_filter: Dict[str, np.ndarray],
+                  inputs) -> List[Tuple[str, np.ndarray]]:
+        """``(tag, (H, W, 3) uint8)`` images of this record, if it gets any."""
+        kinds = self._image_kinds(inputs)
+        epoch = record["epoch"]
+        if not kinds or (epoch >= 0 and (epoch + 1) % self.image_freq):
+            return []
+        if not self._can_draw():
+            return [(f"{self.name}/{n}/heatmap", _images.plain_heatmap(per_filter[n]))
+                    for n in self.layers]
+        when = _when(record)
+        pictures = []
+        for n in self.layers:
+            if "heatmap" in kinds:
+                heading = f"{n}: conductance per filter and probe example\n{when}"
+                pictures.append((f"{self.name}/{n}/heatmap", _images.render_heatmap(
+                    per_filter[n], heading, self.example_names)))
+            if "overlay" in kinds:
+                pictures += self._overlays(n, inputs, attr.target, per_filter[n], when)
+        return pictures
+
+    def _overlays(self, layer: str, inputs: np.ndarray, targets: np.ndarray,
+                  per_filter: np.ndarray, when: str) -> List[Tuple[str, np.ndarray]]:
+        """One picture per shown example: its top filters' Eq. 2 maps."""
+        shown = min(self.image_examples, len(inputs))
+        k = min(self.image_filters, per_filter.shape[1])
+        top = np.argsort(-np.abs(per_filter[:shown]), axis=1, kind="stable")[:, :k]
+        maps = self._pixel_maps(layer, inputs, top, targets[:shown])
+        digits = len(str(self.image_examples - 1))  # tags sort in example order
+        pictures = []
+        for b in range(shown):
+            name = (f"probe example {b}" if self.example_names is None
+                    else str(self.example_names[b]))
+            aim = "callable target" if callable(self.target) else f"class {targets[b]}"
+            picture = _images.render_overlay(
+                inputs[b], maps[b], top[b], per_filter[b, top[b]],
+                f"{layer} \u00b7 {name} \u00b7 {aim}\n{when}")
+            pictures.append((f"{self.name}/{layer}/pixel_maps/example_{b:0{digits}d}", picture))
+        return pictures
+
+    def _pixel_maps(self, layer: str, inputs: np.ndarray, top: np.ndarray,
+                    targets: np.ndarray) -> np.ndarray:
+        """``(shown, k, H, W)`` Eq. 2 maps of the first examples' ``top`` filters."""
+        shown = len(top)
+        # The record's explained classes (top class of that moment, labels
+        # or an int); a callable target is passed on as it is.
+        target = self.target if callable(self.target) else targets
+        baselines = None if self.baselines is None else tf.nest.map_structure(
+            lambda b: np.broadcast_to(np.asarray(b, np.float32), inputs.shape)[:shown],
+            self.baselines)
+        maps = self._neuron_explainer(layer)(
+            inputs[:shown], top, target=target, baselines=baselines,
+            n_steps=self.image_n_steps, method=self.method)
+        return maps.sum(axis=-1)  # the paper's view: summed over colour
+
+    def _neuron_explainer(self, layer: str) -> NeuronConductance:
+        # One per layer, kept: its compiled step is traced once, not per record.
+        if self._neuron_model is not self.model:
+            self._neuron, self._neuron_model = {}, self.model
+        if layer not in self._neuron:
+            self._neuron[layer] = NeuronConductance(
+                self.model, layer, output=self.output, interpolate=self.interpolate,
+                jit_compile=self.jit_compile, pre_softmax=self.pre_softmax,
+                channel_axis=self.channel_axis)
+        return self._neuron[layer]
 
     # -- history file --------------------------------------------------------
 
@@ -452,6 +602,26 @@ def _check_choice(value, argument: str, valid: Sequence[str]) -> str:
             f"No such {argument}: {argument}={value!r}. Valid values: {list(valid)}."
         )
     return value
+
+
+def _check_write_images(value):
+    if isinstance(value, bool) or (isinstance(value, str) and value in IMAGE_KINDS):
+        return value
+    raise ValueError(
+        f"No such write_images: write_images={value!r}. Valid values: "
+        f"{[True, False] + list(IMAGE_KINDS)}."
+    )
+
+
+def _check_names(names) -> Optional[List[str]]:
+    if names is None:
+        return None
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise ValueError(
+            "`example_names` must be a sequence of strings, one per probe "
+            f"example, or None. Received: example_names={names!r}."
+        )
+    return list(names)
 
 
 def _check_on(on) -> tuple:
@@ -535,26 +705,16 @@ def _npz_arrays(history: List[dict], layers: List[str], prior: dict) -> dict:
     return arrays
 
 
-def _heatmap(per_filter: np.ndarray) -> np.ndarray:
-    """``(B, C)`` scores -> ``(1, H, W, 3)`` uint8 image, filters x examples.
+def _when(record: dict) -> str:
+    moment = f"epoch {record['epoch']}" if record["epoch"] >= 0 else "evaluate"
+    return f"{moment} \u00b7 iteration {record['iteration']}"
 
-    Row ``c`` is filter ``c``, column ``b`` is probe example ``b``. Colours
-    are scaled by the largest |score|: white is 0, blue positive, red
-    negative — the package's one convention (matplotlib's ``RdBu``, as in
-    the HTML reports and the tutorials). Cells are enlarged to about
-    ``IMAGE_PIXELS`` wide.
-    """
-    values = np.asarray(per_filter, np.float32).T  # (C, B)
-    scale = float(np.abs(values).max()) or 1.0
-    v = np.clip(values / scale, -1.0, 1.0)
-    fade = (255 * (1 - np.abs(v))).astype(np.uint8)
-    full = np.full_like(fade, 255)
-    red = np.where(v >= 0, fade, full)
-    blue = np.where(v >= 0, full, fade)
-    image = np.stack([red, fade, blue], axis=-1)
-    cell = max(1, IMAGE_PIXELS // max(values.shape))
-    image = np.repeat(np.repeat(image, cell, axis=0), cell, axis=1)
-    return image[None]
+
+def _describe(inputs) -> str:
+    if isinstance(inputs, np.ndarray):
+        return f"one array of shape {inputs.shape}"
+    shapes = tf.nest.map_structure(lambda a: tuple(np.shape(a)), inputs)
+    return f"several inputs {shapes}"
 
 
 @contextlib.contextmanager
