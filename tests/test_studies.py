@@ -254,6 +254,41 @@ def test_sst_phrases_from_the_trees(shared_data):
     assert text["not great"] == 0 and text["great"] == 1
 
 
+class _KeywordModel:
+    """Scores +1 per "good", -1 per "bad" and ignores negation (ids 1, 2)."""
+
+    def predict(self, ids, batch_size=None, verbose=0):
+        return ((ids == 1).sum(1) - (ids == 2).sum(1))[:, None].astype("float32")
+
+
+def test_negated_phrases_hand_computed():
+    from keras_conductance.datasets import Sentences
+    from keras_conductance.studies.negated_phrases import negated_phrases
+
+    vocab = {"good": 1, "bad": 2}
+    encode = lambda toks: np.array([[vocab.get(t, 3) for t in s] + [0] * (8 - len(s))
+                                    for s in toks])
+    phrases = Sentences([["not", "good"], ["not", "bad"], ["good"], ["bad"], ["is", "n't", "good"],
+                         ["it", "is", "not", "a", "bad", "film", "at", "all"]],
+                        np.array([0, 1, 1, 0, 0, 1]))
+    got = negated_phrases(_KeywordModel(), encode, phrases, short=3, n_examples=2)
+    # Negated: all four wrong (the model ignores "not"); plain: both right.
+    assert got.negated == {"accuracy": 0.0, "count": 4}
+    assert got.short_negated == {"accuracy": 0.0, "count": 3}
+    assert got.plain == {"accuracy": 1.0, "count": 2}
+    assert got.examples == [{"phrase": "not bad", "label": 1, "score": -1.0},
+                            {"phrase": "not good", "label": 0, "score": 1.0}]
+    with pytest.raises(ValueError, match="`phrases` is empty"):
+        negated_phrases(_KeywordModel(), encode, Sentences([], np.array([])))
+
+
+def test_training_corpus_names_the_valid_choices():
+    from keras_conductance.studies.sentiment_cnn import training_corpus
+
+    with pytest.raises(ValueError, match=r"corpus='trees'.*\['sentences', 'phrases'\]"):
+        training_corpus("trees")
+
+
 def test_tree_phrases_by_hand():
     from keras_conductance.datasets.sst import _tree_phrases
 
@@ -269,13 +304,17 @@ def test_studies_command_quick(shared_data, tmp_path, capsys):
 
     assert main(["all", "--quick", "--out", str(tmp_path), "--data", str(shared_data)]) == 0
     printed = capsys.readouterr().out
-    assert "[sentiment 6/6]" in printed and "[imagenet 6/6] done" in printed
+    assert printed.count("[sentiment 7/7]") == 2  # sentences, then phrases
+    assert "[imagenet 6/6] done" in printed and "[table1 3/3]" in printed
     report = (tmp_path / "results.md").read_text()
     for heading in ("Ablation agreement (Section 6.1)", "Division of labour", "Negation",
                     "Filters to flip the top class", "Feature selection: animal",
-                    "Pixel-level view", "Diagnostics on", "Additivity"):
+                    "Pixel-level view", "Diagnostics on", "Additivity",
+                    "trained on sentences", "trained on phrases", "side by side",
+                    "Held-out phrases of the SST test trees", "Table 1"):
         assert heading in report
     figures = {p.name for p in (tmp_path / "figures").iterdir()}
     assert {"sst_division_of_labour.png", "imagenet_pixels.png", "imagenet_pixel_maps.png",
-            "sst_flips.png"} <= figures
-    assert "Filters conducting towards" in (tmp_path / "negation.html").read_text()
+            "sst_flips.png", "sst_phrases_flips.png", "table1_conv_pw_13_relu.png"} <= figures
+    for page in ("negation.html", "negation_phrases.html"):
+        assert "Filters conducting towards" in (tmp_path / page).read_text()

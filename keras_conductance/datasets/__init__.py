@@ -3,6 +3,7 @@
 from keras_conductance.datasets.imagenet import (
     ImageSamples,
     imagenet_class_index,
+    load_imagenet_classes,
     load_imagenet_samples,
 )
 from keras_conductance.datasets.paths import default_data_dir
@@ -20,6 +21,7 @@ __all__ = [
     "Vocabulary",
     "default_data_dir",
     "imagenet_class_index",
+    "load_imagenet_classes",
     "load_imagenet_samples",
     "load_sst",
     "load_sst_phrases",

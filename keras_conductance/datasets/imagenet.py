@@ -1,4 +1,5 @@
-"""ImageNet photos from a folder of ``<wnid>_<name>.JPEG`` files.
+"""ImageNet photos from a folder of ``<wnid>_<name>.JPEG`` files or of
+``<wnid>/`` sub-folders.
 
 The class of a photo is its WordNet id, mapped to the Keras class index
 through ``imagenet_class_index.json``. Images are resized so that the shorter
@@ -11,13 +12,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from keras_conductance.datasets.paths import default_data_dir
 
-__all__ = ["ImageSamples", "imagenet_class_index", "load_imagenet_samples"]
+__all__ = ["ImageSamples", "imagenet_class_index", "load_imagenet_classes",
+           "load_imagenet_samples"]
 
 
 @dataclasses.dataclass
@@ -87,8 +89,50 @@ def load_imagenet_samples(folder=None, *, size: int = 224, limit: Optional[int] 
             f"Cannot tell the class of {unknown[:5]}: file names must start with an "
             "ImageNet wnid, e.g. 'n01440764_tench.JPEG'."
         )
-    pixels = np.stack([_crop(p, size) for p in files])
     labels = np.array([by_wnid[p.name.split("_", 1)[0]] for p in files])
+    return _samples(files, labels, size, index)
+
+
+def _samples(files, labels: np.ndarray, size: int, index) -> ImageSamples:
+    pixels = np.stack([_crop(p, size) for p in files])
     # keras.applications.mobilenet.preprocess_input: x / 127.5 - 1.
     images = pixels.astype(np.float32) / 127.5 - 1.0
-    return ImageSamples(images, pixels, labels, [index[i][1] for i in labels], files)
+    return ImageSamples(images, pixels, labels, [index[i][1] for i in labels], list(files))
+
+
+def load_imagenet_classes(wnids: Sequence[str], folder=None, *, size: int = 224,
+                          per_class: Optional[int] = None, data_dir=None) -> ImageSamples:
+    """Loads the photos of ``<folder>/<wnid>/`` for each wnid (the label is
+    the folder's name, as in ImageNet's own train/val layout).
+
+    Args:
+        wnids: the classes to load, e.g. ``["n02086240", "n01440764"]``.
+        folder: the folder holding one sub-folder per wnid (default
+            ``<data_dir>/imagenet/val50``: 50 validation photos per class).
+        size: output height and width.
+        per_class: keep the first ``per_class`` photos of each class (sorted
+            by file name); all by default.
+        data_dir: the staged data folder, for the class index and default folder.
+
+    Returns:
+        ``ImageSamples`` grouped by class in the order of ``wnids``.
+    """
+    index = imagenet_class_index(data_dir)
+    by_wnid = {wnid: i for i, (wnid, _) in enumerate(index)}
+    folder = pathlib.Path(folder) if folder else default_data_dir(data_dir) / "imagenet" / "val50"
+    unknown = [w for w in wnids if w not in by_wnid]
+    if unknown:
+        raise ValueError(f"`wnids` holds ids that are not ImageNet classes: {unknown[:5]}. "
+                         "Valid ids look like 'n02086240' (see imagenet_class_index()).")
+    missing = [w for w in wnids if not (folder / w).is_dir()]
+    if missing:
+        present = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+        raise FileNotFoundError(f"No photo folder for {missing[:5]} under {folder}. "
+                                f"Folders there: {present[:25]}.")
+    files, labels = [], []
+    for wnid in wnids:
+        photos = sorted(p for p in (folder / wnid).iterdir()
+                        if p.suffix.lower() in (".jpeg", ".jpg", ".png"))[:per_class]
+        files += photos
+        labels += [by_wnid[wnid]] * len(photos)
+    return _samples(files, np.array(labels), size, index)

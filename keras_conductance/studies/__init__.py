@@ -15,7 +15,8 @@ from keras_conductance.studies.labour import LabourResult, division_of_labour
 from keras_conductance.studies.negation import NegationResult, negation_study
 from keras_conductance.studies.pixels import PixelMaps, pixel_maps
 from keras_conductance.studies.selection import (SelectionResult, feature_selection,
-                                                 select_filters, stratified_splits)
+                                                 per_label_splits, select_filters,
+                                                 stratified_splits)
 
 __all__ = [
     "AgreementResult",
@@ -31,6 +32,7 @@ __all__ = [
     "filters_to_flip",
     "negation_study",
     "per_filter_scores",
+    "per_label_splits",
     "pixel_maps",
     "predicted_sign",
     "select_filters",

@@ -1,4 +1,4 @@
-"""``python -m keras_conductance.studies {all,sentiment,imagenet} --out results/``."""
+"""``python -m keras_conductance.studies {all,sentiment,imagenet,table1} --out results/``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ def main(argv=None) -> int:
         description="Reproduce the studies of 'How Important Is a Neuron?' on the staged "
                     "SST sentences and ImageNet photos; writes figures, results.md and "
                     "results.json.")
-    parser.add_argument("which", choices=["all", "sentiment", "imagenet"])
+    parser.add_argument("which", choices=["all", "sentiment", "imagenet", "table1"],
+                        help="which studies: the sentiment CNN (Section 6), the ImageNet "
+                             "ablation/flip/pixel studies (Sections 5, 5.1), Table 1's feature "
+                             "selection on four ImageNet label sets (Section 5.2), or all")
     parser.add_argument("--out", default="results", help="output folder (default: results)")
     parser.add_argument("--data", default=None,
                         help="the staged data folder holding sst/ and imagenet/ "
@@ -24,7 +27,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from keras_conductance.studies.run import FULL, QUICK, run_all
 
-    which = ("sentiment", "imagenet") if args.which == "all" else (args.which,)
+    which = ("sentiment", "imagenet", "table1") if args.which == "all" else (args.which,)
     run_all(args.out, data_dir=args.data, settings=QUICK if args.quick else FULL, which=which,
             say=lambda *a, **k: print(*a, **k, flush=True))
     return 0

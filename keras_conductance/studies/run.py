@@ -16,6 +16,8 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
+from keras_conductance.studies.table1 import TABLE1_FULL, TABLE1_QUICK, Table1Settings
+
 __all__ = ["Settings", "FULL", "QUICK", "run_sentiment", "run_imagenet", "run_all"]
 
 Say = Callable[..., None]
@@ -25,7 +27,9 @@ Say = Callable[..., None]
 class Settings:
     """How much of each study to run (``FULL`` for the report, ``QUICK`` for CI)."""
 
-    # Sentiment CNN on SST-2.
+    # Sentiment CNN on SST-2, trained on each corpus in turn (see
+    # sentiment_cnn.CORPORA): sentences only, and phrases as Kim (2014).
+    corpora: Tuple[str, ...] = ("sentences", "phrases")
     epochs: int = 5
     train_limit: Optional[int] = None
     corpus: int = 4000
@@ -51,6 +55,8 @@ class Settings:
     diagnostic_images: int = 6
     diagnostic_steps: int = 512
     seed: int = 0
+    # Table 1 on the ImageNet label sets (its own settings: studies/table1.py).
+    table1: Table1Settings = TABLE1_FULL
 
 
 FULL = Settings()
@@ -59,7 +65,7 @@ QUICK = Settings(epochs=1, train_limit=600, corpus=40, agreement_sentences=8, te
                  mobilenet="0.25_128", images=6, layers=("conv_pw_3_relu", "conv_pw_11_relu"),
                  image_steps=8, image_tolerance=None, image_flip_limit=8, folds=2,
                  pixel_layer="conv_pw_11_relu", pixel_images=2, pixel_filters=2, pixel_steps=4,
-                 diagnostic_images=2, diagnostic_steps=16)
+                 diagnostic_images=2, diagnostic_steps=16, table1=TABLE1_QUICK)
 
 
 def _completeness(attr, layers) -> Dict[str, Dict[str, float]]:
@@ -81,8 +87,10 @@ def _steps(attr) -> Dict[str, int]:
 
 
 def run_sentiment(out: pathlib.Path, *, data_dir=None, settings: Settings = FULL,
-                  cache_dir=None, say: Say = print) -> dict:
-    """The text studies (Sections 6.1-6.3 and feature selection) on SST-2."""
+                  trained_on: str = "sentences", cache_dir=None, say: Say = print) -> dict:
+    """The text studies (Sections 6.1-6.3 and feature selection) on SST-2,
+    for the CNN trained on ``trained_on`` (figures ``sst_*`` for sentences,
+    ``sst_phrases_*`` for phrases)."""
     import keras
 
     import keras_conductance as kc
@@ -98,9 +106,12 @@ def run_sentiment(out: pathlib.Path, *, data_dir=None, settings: Settings = FULL
     figures.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     elapsed = lambda: f"{time.perf_counter() - start:.0f} s"
-    say("[sentiment 1/6] The sentiment CNN (Section 6) ...")
-    cache_dir = pathlib.Path(cache_dir) if cache_dir else out / "sentiment_cnn"
-    cnn = _sentiment_model(cache_dir, data_dir, s, say)
+    tag = "sst" if trained_on == "sentences" else f"sst_{trained_on}"
+    fig = lambda name: figures / f"{tag}_{name}.png"
+    say(f"[sentiment 1/7] The sentiment CNN (Section 6), trained on {trained_on} ...")
+    suffix = "" if trained_on == "sentences" else f"_{trained_on}"
+    cache_dir = pathlib.Path(cache_dir) if cache_dir else out / f"sentiment_cnn{suffix}"
+    cnn = _sentiment_model(cache_dir, data_dir, s, trained_on, say)
     model = cnn.model
     rng = np.random.default_rng(s.seed)
     train, test = load_sst("train", data_dir=data_dir), load_sst("test", data_dir=data_dir)
@@ -109,13 +120,14 @@ def run_sentiment(out: pathlib.Path, *, data_dir=None, settings: Settings = FULL
     explainer = kc.Conductance(model, [POOLED], start_layer=EMBEDDING, n_steps=s.text_steps,
                                tolerance=s.text_tolerance, batch_size=1024, verbose=0)
 
-    say(f"[sentiment 2/6] Conductance of the 256 pooled filters on {len(corpus)} training "
+    say(f"[sentiment 2/7] Conductance of the 256 pooled filters on {len(corpus)} training "
         f"sentences (zero-embedding baseline, logit F, tolerance {s.text_tolerance}) ...")
     x_corpus = cnn.encode(corpus.tokens)
     corpus_ms = explainer.explain(x_corpus, target=0)
     raw = corpus_ms.conductance.per_filter(POOLED)
-    result = {"model": {k: cnn.meta[k] for k in ("test_accuracy", "test_size", "dev_accuracy",
-                                                 "epochs", "vocab_size")},
+    result = {"trained_on": trained_on,
+              "model": {k: cnn.meta.get(k) for k in ("test_accuracy", "test_size", "dev_accuracy",
+                                                     "epochs", "vocab_size", "train_size")},
               "baseline": "zero embedding (= the all-padding sentence)",
               "score": "the logit F (positive sentiment); oriented to the predicted label "
                        "(F or -F) for agreement, flips and feature selection",
@@ -126,7 +138,7 @@ def run_sentiment(out: pathlib.Path, *, data_dir=None, settings: Settings = FULL
     say(f"      completeness |delta|/|F(x)-F(x')|: {result['completeness_corpus'][POOLED]} "
         f"({elapsed()})")
 
-    say(f"[sentiment 3/6] Ablation agreement and filters to flip on {len(sample)} test "
+    say(f"[sentiment 3/7] Ablation agreement and filters to flip on {len(sample)} test "
         "sentences (Section 6.1) ...")
     x_sample = cnn.encode(sample.tokens)
     sample_ms = explainer.explain(x_sample, target=0)
@@ -141,7 +153,7 @@ def run_sentiment(out: pathlib.Path, *, data_dir=None, settings: Settings = FULL
         result["agreement"][name] = agree.summary()
         if k is None:
             result["additivity"] = agree.additivity()
-        agree.plot(figures / f"sst_agreement_{name}.png",
+        agree.plot(fig(f"agreement_{name}"),
                    title=f"SST sentiment CNN, pooled filters ({name}), {len(sample)} sentences")
     # Conductance ~ internal influence x (y(x) - y(x')) where dF/dy is
     # steady: how often is the per-filter change positive, and how often do
@@ -158,12 +170,12 @@ def run_sentiment(out: pathlib.Path, *, data_dir=None, settings: Settings = FULL
     flips = filters_to_flip(model, x_sample, POOLED, sample_ms, max_filters=s.text_flip_limit,
                             **common)
     result["flips"] = flips.summary()
-    flips.plot(figures / "sst_flips.png", title="SST: filters to flip the sentiment")
+    flips.plot(fig("flips"), title=f"SST ({trained_on}): filters to flip the sentiment")
     say(f"      agreement (zero, all filters): "
         f"{ {m: round(v['mean'], 3) for m, v in result['agreement']['all']['zero'].items()} } "
         f"({elapsed()})")
 
-    say("[sentiment 4/6] Feature selection: positive vs negative (Table 1 protocol) ...")
+    say("[sentiment 4/7] Feature selection: positive vs negative (Table 1 protocol) ...")
     features_model = keras.Model(model.inputs[0], model.get_layer(POOLED).output)
     x_test = cnn.encode(test.tokens)
     feats = np.concatenate([corpus_ms.activation.per_filter(POOLED),
@@ -176,18 +188,18 @@ def run_sentiment(out: pathlib.Path, *, data_dir=None, settings: Settings = FULL
     selection = feature_selection(importances, feats, labels, [(train_idx, test_idx)],
                                   seed=s.seed)
     result["selection"] = dataclasses.asdict(selection)
-    selection.plot(figures / "sst_selection.png",
+    selection.plot(fig("selection"),
                    title=f"SST pos/neg: {len(corpus)} train sentences, {len(test)} test")
     say(f"      accuracy with k=10: { {m: round(v[10], 3) for m, v in selection.accuracy.items()} } "
         f"({elapsed()})")
 
-    say(f"[sentiment 5/6] Division of labour over {len(corpus)} sentences (Section 6.2) ...")
+    say(f"[sentiment 5/7] Division of labour over {len(corpus)} sentences (Section 6.2) ...")
     labour = division_of_labour(raw, threshold=0.01)
     result["labour"] = labour.summary()
-    labour.plot(figures / "sst_division_of_labour.png")
+    labour.plot(fig("division_of_labour"))
     say(f"      {result['labour']} ({elapsed()})")
 
-    say("[sentiment 6/6] Negation (Section 6.3) ...")
+    say("[sentiment 6/7] Negation (Section 6.3): the probes and the filters ...")
     result["negation"], pages = {}, []
     plain = ["this is good", "this is not good", "this is bad", "this is not bad"]
     logits = np.asarray(model.predict(cnn.encode([p.split() for p in plain]), verbose=0))[:, 0]
@@ -206,29 +218,38 @@ def run_sentiment(out: pathlib.Path, *, data_dir=None, settings: Settings = FULL
             result["negation"][key] = neg.summary()
             pages.append(neg.html())
             if neg.filters:
-                neg.plot(figures / f"sst_negation_{pattern.replace(' ', '_')}_"
-                                   f"{'predicted' if direction == 'predicted' else 'true'}.png")
+                neg.plot(fig(f"negation_{pattern.replace(' ', '_')}_"
+                             f"{'predicted' if direction == 'predicted' else 'true'}"))
             say(neg.terminal(color=sys.stdout.isatty()))
-    (out / "negation.html").write_text(
+    (out / f"negation{suffix}.html").write_text(
         "<!doctype html><meta charset='utf-8'><title>Negation filters</title>\n"
         + "\n".join(pages), encoding="utf-8")
+    say("[sentiment 7/7] Held-out phrases with 'not'/'n't' from the test trees ...")
+    from keras_conductance.datasets import load_sst_phrases
+    from keras_conductance.studies.negated_phrases import negated_phrases
+
+    check = negated_phrases(model, cnn.encode, load_sst_phrases("test", data_dir=data_dir))
+    result["negated_phrases"] = check.summary()
+    say(f"      accuracy: negated {check.negated}, short negated {check.short_negated}, "
+        f"without a negator {check.plain} ({elapsed()})")
     result["seconds"] = round(time.perf_counter() - start, 1)
     say(f"      sentiment studies done ({elapsed()})")
     return result
 
 
-def _sentiment_model(cache_dir, data_dir, s: Settings, say: Say):
+def _sentiment_model(cache_dir, data_dir, s: Settings, corpus: str, say: Say):
     from keras_conductance.studies.sentiment_cnn import load_or_train_sentiment_cnn
 
     if s.train_limit is None:
         return load_or_train_sentiment_cnn(cache_dir, data_dir=data_dir, epochs=s.epochs,
-                                           seed=s.seed, say=say)
-    # Quick runs train a throw-away model on a slice of the training split.
+                                           seed=s.seed, corpus=corpus, say=say)
+    # Quick runs train a throw-away model on a slice of the training corpus.
     from keras_conductance.datasets import load_sst
     from keras_conductance.studies.sentiment_cnn import (SentimentCNN, _accuracy,
-                                                         train_sentiment_cnn)
+                                                         train_sentiment_cnn, training_corpus)
 
-    train = load_sst("train", data_dir=data_dir).subset(np.arange(s.train_limit))
+    train = training_corpus(corpus, data_dir)
+    train = train.subset(np.random.default_rng(s.seed).permutation(len(train))[: s.train_limit])
     dev = load_sst("dev", data_dir=data_dir)
     model, vocab, meta = train_sentiment_cnn(train, dev, epochs=s.epochs, seed=s.seed, say=say)
     test = load_sst("test", data_dir=data_dir)
@@ -442,8 +463,8 @@ def _concat_measures(parts):
 # -- everything ---------------------------------------------------------------
 
 
-def run_all(out, *, data_dir=None, settings: Settings = FULL, which=("sentiment", "imagenet"),
-            say: Say = print) -> dict:
+def run_all(out, *, data_dir=None, settings: Settings = FULL,
+            which=("sentiment", "imagenet", "table1"), say: Say = print) -> dict:
     """Runs the chosen study groups and writes ``results.json``/``results.md``."""
     from keras_conductance.studies.tables import write_markdown
 
@@ -452,9 +473,16 @@ def run_all(out, *, data_dir=None, settings: Settings = FULL, which=("sentiment"
     start = time.perf_counter()
     results = {}
     if "sentiment" in which:
-        results["sentiment"] = run_sentiment(out, data_dir=data_dir, settings=settings, say=say)
+        for corpus in settings.corpora:
+            key = "sentiment" if corpus == "sentences" else f"sentiment_{corpus}"
+            results[key] = run_sentiment(out, data_dir=data_dir, settings=settings,
+                                         trained_on=corpus, say=say)
     if "imagenet" in which:
         results["imagenet"] = run_imagenet(out, data_dir=data_dir, settings=settings, say=say)
+    if "table1" in which:
+        from keras_conductance.studies.table1 import run_table1
+
+        results["table1"] = run_table1(out, data_dir=data_dir, settings=settings.table1, say=say)
     results["seconds"] = round(time.perf_counter() - start, 1)
     results["settings"] = dataclasses.asdict(settings)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=_json_default))

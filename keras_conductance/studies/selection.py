@@ -9,14 +9,14 @@ filters' activations; report its accuracy on held-out examples.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
 from keras_conductance.studies.common import pyplot, finish
 
-__all__ = ["SelectionResult", "feature_selection", "linear_probe_accuracy", "select_filters",
-           "stratified_splits"]
+__all__ = ["SelectionResult", "feature_selection", "linear_probe_accuracy", "per_label_splits",
+           "select_filters", "stratified_splits"]
 
 KS = (5, 10, 15, 20)
 RANDOM = "random"
@@ -62,6 +62,9 @@ class SelectionResult:
         all_filters: accuracy with every filter of the layer.
         splits: how many train/test splits were averaged.
         chance: accuracy of always predicting the most frequent label.
+        per_split: method -> k -> the accuracy of each split, in split order
+            (for standard deviations and aggregates over label sets).
+        selected: method -> k -> ``(splits, k)`` filters chosen on each split.
     """
 
     ks: Sequence[int]
@@ -69,6 +72,13 @@ class SelectionResult:
     all_filters: float
     splits: int
     chance: float
+    per_split: Dict[str, Dict[int, List[float]]] = dataclasses.field(default_factory=dict)
+    selected: Dict[str, Dict[int, List[List[int]]]] = dataclasses.field(default_factory=dict)
+
+    def std(self) -> Dict[str, Dict[int, float]]:
+        """method -> k -> standard deviation of the accuracy over splits."""
+        return {m: {k: float(np.std(v)) for k, v in by_k.items()}
+                for m, by_k in self.per_split.items()}
 
     def plot(self, path=None, title: Optional[str] = None):
         plt = pyplot()
@@ -113,6 +123,7 @@ def feature_selection(
     rng = np.random.default_rng(seed)
     n_filters = features.shape[1]
     acc = {m: {k: [] for k in ks} for m in list(importances) + [RANDOM]}
+    chosen = {m: {k: [] for k in ks} for m in importances}
     full, chance = [], []
     for train, test in splits:
         if np.unique(labels[train]).size < 2:
@@ -125,7 +136,9 @@ def feature_selection(
                                                    features[test][:, cols], labels[test])
         for method, importance in importances.items():
             for k in ks:
-                acc[method][k].append(probe(select_filters(importance[train], labels[train], k)))
+                cols = select_filters(importance[train], labels[train], k)
+                chosen[method][k].append(cols.tolist())
+                acc[method][k].append(probe(cols))
         for k in ks:
             acc[RANDOM][k].append(np.mean([probe(rng.choice(n_filters, k, replace=False))
                                            for _ in range(random_draws)]))
@@ -133,7 +146,9 @@ def feature_selection(
         counts = np.bincount(labels[train])
         chance.append(float(np.mean(labels[test] == counts.argmax())))
     table = {m: {k: float(np.mean(v)) for k, v in by_k.items()} for m, by_k in acc.items()}
-    return SelectionResult(list(ks), table, float(np.mean(full)), len(splits), float(np.mean(chance)))
+    per_split = {m: {k: [float(a) for a in v] for k, v in by_k.items()} for m, by_k in acc.items()}
+    return SelectionResult(list(ks), table, float(np.mean(full)), len(splits),
+                           float(np.mean(chance)), per_split, chosen)
 
 
 def stratified_splits(labels: np.ndarray, folds: int = 5, seed: int = 0):
@@ -144,3 +159,26 @@ def stratified_splits(labels: np.ndarray, folds: int = 5, seed: int = 0):
         idx = rng.permutation(np.flatnonzero(labels == c))
         fold_of[idx] = np.arange(idx.size) % folds
     return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(folds)]
+
+
+def per_label_splits(labels: np.ndarray, n_train: int, splits: int = 10, seed: int = 0):
+    """``splits`` random (train_index, test_index) pairs with ``n_train``
+    training examples of every label, the rest held out (the paper: 30 of
+    about 50 photos per label to train, 20 to evaluate).
+
+    Raises:
+        ValueError: if a label has ``n_train`` examples or fewer.
+    """
+    counts = {int(c): int(np.sum(labels == c)) for c in np.unique(labels)}
+    short = {c: n for c, n in counts.items() if n <= n_train}
+    if short:
+        raise ValueError(f"`n_train`={n_train} leaves no held-out example for labels "
+                         f"{short} (label: count). Use a smaller n_train.")
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(splits):
+        train = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:n_train]
+                                for c in counts])
+        train.sort()
+        out.append((train, np.setdiff1d(np.arange(len(labels)), train)))
+    return out

@@ -17,11 +17,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from keras_conductance.datasets import Sentences, Vocabulary, load_sst
+from keras_conductance.datasets import Sentences, Vocabulary, load_sst, load_sst_phrases
 from keras_conductance.studies.training import accuracy, fit_keeping_best, load_cache, save_cache
 
 __all__ = ["SentimentCNN", "build_sentiment_cnn", "load_or_train_sentiment_cnn",
-           "POOLED", "EMBEDDING", "WIDTHS", "MAPS", "LENGTH"]
+           "training_corpus", "CORPORA", "POOLED", "EMBEDDING", "WIDTHS", "MAPS", "LENGTH"]
 
 WIDTHS = (3, 4, 5, 6)
 MAPS = 64
@@ -29,6 +29,19 @@ LENGTH = 56  # the longest SST-2 test sentence
 POOLED = "pooled"
 EMBEDDING = "embedding"
 _WEIGHTS, _VOCAB, _META = "sentiment_cnn.weights.h5", "vocab.json", "meta.json"
+# What the network learns from: SST-2's training sentences (the stsa files),
+# or, as Kim (2014) did, every labelled phrase of the training trees too.
+CORPORA = ("sentences", "phrases")
+
+
+def training_corpus(corpus: str, data_dir=None) -> Sentences:
+    """The training examples of ``corpus`` (``"sentences"`` or ``"phrases"``);
+    never dev or test phrases."""
+    if corpus == "sentences":
+        return load_sst("train", data_dir=data_dir)
+    if corpus == "phrases":
+        return load_sst_phrases("train", data_dir=data_dir)
+    raise ValueError(f"Unknown training corpus: corpus={corpus!r}. Valid: {list(CORPORA)}.")
 
 
 @dataclasses.dataclass
@@ -114,7 +127,8 @@ def train_sentiment_cnn(train: Sentences, dev: Sentences, *, epochs: int = 8, se
 
 
 def load_or_train_sentiment_cnn(cache_dir, *, data_dir=None, epochs: int = 8, seed: int = 0,
-                                retrain: bool = False, say: Callable = print) -> SentimentCNN:
+                                corpus: str = "sentences", retrain: bool = False,
+                                say: Callable = print) -> SentimentCNN:
     """Loads the cached model from ``cache_dir`` or trains and caches it.
 
     Args:
@@ -122,6 +136,9 @@ def load_or_train_sentiment_cnn(cache_dir, *, data_dir=None, epochs: int = 8, se
             and ``meta.json`` (e.g. ``results/sentiment_cnn``; not for git).
         data_dir: the staged data folder (SST files).
         epochs, seed: training settings (a change retrains).
+        corpus: ``"sentences"`` (SST-2's 6,920 training sentences) or
+            ``"phrases"`` (every labelled phrase of the training trees, with
+            the sentences: 77,195 examples); a change retrains.
         retrain: train even when a cached model exists.
         say: progress printer.
 
@@ -130,14 +147,17 @@ def load_or_train_sentiment_cnn(cache_dir, *, data_dir=None, epochs: int = 8, se
     """
     cache = pathlib.Path(cache_dir)
     files = [cache / _WEIGHTS, cache / _VOCAB, cache / _META]
-    cached = None if retrain else load_cache(files, {"epochs": epochs, "seed": seed},
-                                             build_sentiment_cnn, "sentiment CNN", say)
+    train = training_corpus(corpus, data_dir)  # checks `corpus` before the cache is read
+    settings = {"epochs": epochs, "seed": seed, "corpus": corpus}
+    cached = None if retrain else load_cache(files, settings, build_sentiment_cnn,
+                                             f"sentiment CNN ({corpus})", say)
     if cached is not None:
         return SentimentCNN(*cached)
-    train, dev, test = (load_sst(s, data_dir=data_dir) for s in ("train", "dev", "test"))
-    say(f"      training on {len(train)} SST-2 sentences, {epochs} epochs, 2 CPU cores ...")
+    dev, test = (load_sst(s, data_dir=data_dir) for s in ("dev", "test"))
+    say(f"      training on {len(train)} SST-2 {corpus}, {epochs} epochs ...")
     start = time.perf_counter()
     model, vocab, meta = train_sentiment_cnn(train, dev, epochs=epochs, seed=seed, say=say)
+    meta["corpus"], meta["train_size"] = corpus, len(train)
     meta["train_seconds"] = round(time.perf_counter() - start, 1)
     meta["test_accuracy"] = _accuracy(model, vocab.encode(test.tokens, LENGTH), test.labels)
     meta["test_size"] = len(test)

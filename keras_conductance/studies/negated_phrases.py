@@ -1,0 +1,81 @@
+"""Does a sentiment network read negation? Held-out phrases that contain one.
+
+The negation study (``negation_study``) looks for filters that carry "not";
+this check asks the prior question directly: on the labelled phrases of
+SST's *test* trees (never trained on), how often is the sign of the score
+right when the phrase contains a negator, compared with phrases that do not?
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, List, Sequence
+
+import numpy as np
+
+from keras_conductance.datasets import Sentences
+
+__all__ = ["NEGATORS", "NegatedPhrases", "negated_phrases"]
+
+# SST's trees split "don't" into "do" "n't"; "no"/"never" are left out so the
+# check is about the one construction the paper studies.
+NEGATORS = ("not", "n't")
+
+
+@dataclasses.dataclass
+class NegatedPhrases:
+    """Accuracy on held-out phrases with and without a negator.
+
+    Attributes:
+        negated: accuracy and count on phrases containing a negator.
+        short_negated: the same on those with at most ``short`` tokens,
+            where the negation is most of the phrase ("not good").
+        plain: accuracy and count on phrases without a negator.
+        short: the token limit of ``short_negated``.
+        examples: the first short negated phrases (shortest first, then
+            alphabetical), with label and score, for side-by-side tables.
+    """
+
+    negated: dict
+    short_negated: dict
+    plain: dict
+    short: int
+    examples: List[dict]
+
+    def summary(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _accuracy(correct: np.ndarray) -> dict:
+    return {"accuracy": float(correct.mean()) if correct.size else float("nan"),
+            "count": int(correct.size)}
+
+
+def negated_phrases(model, encode: Callable[[Sequence[Sequence[str]]], np.ndarray],
+                    phrases: Sentences, *, short: int = 5, n_examples: int = 36,
+                    negators: Sequence[str] = NEGATORS, batch_size: int = 512) -> NegatedPhrases:
+    """Scores every phrase once and splits the accuracy by negation.
+
+    Args:
+        model: tokens -> one logit ``(B, 1)`` (positive when > 0).
+        encode: token lists -> the model's ``(B, L)`` ids.
+        phrases: labelled held-out phrases (e.g. ``load_sst_phrases("test")``).
+        short: token limit of the short negated phrases.
+        n_examples: how many short negated phrases to keep as examples.
+        negators: tokens that make a phrase negated.
+        batch_size: prediction batch size.
+    """
+    if len(phrases) == 0:
+        raise ValueError("`phrases` is empty: pass labelled phrases, e.g. "
+                         "load_sst_phrases('test').")
+    logits = np.asarray(model.predict(encode(phrases.tokens), batch_size=batch_size,
+                                      verbose=0))[:, 0]
+    correct = (logits > 0) == (phrases.labels == 1)
+    negated = np.array([any(t in negators for t in tokens) for tokens in phrases.tokens])
+    lengths = np.array([len(tokens) for tokens in phrases.tokens])
+    is_short = negated & (lengths <= short)
+    order = sorted(np.flatnonzero(is_short), key=lambda i: (lengths[i], phrases.text(i)))
+    examples = [{"phrase": phrases.text(i), "label": int(phrases.labels[i]),
+                 "score": float(logits[i])} for i in order[:n_examples]]
+    return NegatedPhrases(_accuracy(correct[negated]), _accuracy(correct[is_short]),
+                          _accuracy(correct[~negated]), short, examples)
