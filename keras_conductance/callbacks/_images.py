@@ -26,10 +26,14 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 DPI = 100
-# Longest side of an overlay panel in pixels (about), and the most ticks on
-# a heatmap axis.
-PANEL_PIXELS = 300
-MAX_TICKS = 32
+# TensorBoard's Images tab shows a picture in a card about 360 px wide
+# (wider ones are shrunk to fit), so pictures are kept near 400-550 px and
+# their text no smaller than 8 pt (11 px). PANEL_PIXELS: the longest side of
+# an overlay panel, about.
+PANEL_PIXELS = 160
+TITLE_PT, TEXT_PT, SMALL_PT = 10, 9, 8
+# Least distance between heatmap tick labels, in pixels.
+TICK_SPACING = {"rows": 13, "names": 13, "numbers": 22}
 # Overlay: opacity of a value at the colour bar's end; the grey under it
 # spans [BASE_LOW, 1] so that dark pixels still show the colour.
 OVERLAY_ALPHA = 0.85
@@ -144,29 +148,29 @@ def overlay_layout(n_panels: int, height: int, width: int) -> Layout:
     """
     cols = math.ceil(math.sqrt(n_panels))
     rows = math.ceil(n_panels / cols)
-    margin, gap, head, label, foot = 30, 30, 70, 34, 110  # pixels; label: a panel title
+    margin, gap, head, label, foot = 16, 16, 50, 24, 86  # pixels; label: a panel title
     fw = 2 * margin + cols * width + (cols - 1) * gap
-    fh = head + rows * (label + height) + (rows - 1) * 12 + foot
+    fh = head + rows * (label + height) + (rows - 1) * 8 + foot
     panels = []
     for i in range(n_panels):
         r, c = divmod(i, cols)
         left = margin + c * (width + gap)
-        top = head + r * (label + height + 12) + label
+        top = head + r * (label + height + 8) + label
         panels.append((left / fw, 1 - (top + height) / fh, width / fw, height / fh))
-    bar_w = min(fw - 2 * margin, 450)
-    colorbar = ((fw - bar_w) // 2 / fw, 70 / fh, bar_w / fw, 16 / fh)
+    bar_w = min(fw - 2 * margin - 20, 400)  # 10 px each side for the end arrows
+    colorbar = ((fw - bar_w) // 2 / fw, 54 / fh, bar_w / fw, 12 / fh)
     return Layout((fw / DPI, fh / DPI), panels, colorbar)
 
 
 def heatmap_layout(n_filters: int, n_examples: int, long_labels: bool) -> Layout:
     """The matrix (rows: filters, columns: examples) and a colour bar right."""
-    mw = float(np.clip(0.4 * n_examples, 3.5, 8.0))
-    mh = float(np.clip(0.3 * n_filters, 2.5, 8.0))
-    left, top, right = 1.0, 0.9, 1.4
-    bottom = 1.9 if long_labels else 0.8  # room for slanted example names
+    mw = float(np.clip(0.2 * n_examples, 2.4, 4.2))
+    mh = float(np.clip(0.16 * n_filters, 1.8, 4.8))
+    left, top, right = 0.75, 0.6, 1.05
+    bottom = 1.25 if long_labels else 0.55  # room for slanted example names
     fw, fh = left + mw + right, top + mh + bottom
     matrix = (left / fw, bottom / fh, mw / fw, mh / fh)
-    colorbar = ((left + mw + 0.25) / fw, bottom / fh, 0.2 / fw, mh / fh)
+    colorbar = ((left + mw + 0.15) / fw, bottom / fh, 0.15 / fw, mh / fh)
     return Layout((fw, fh), [matrix], colorbar)
 
 
@@ -189,8 +193,19 @@ def _pixels(fig) -> np.ndarray:
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
-def _ticks(n: int) -> np.ndarray:
-    return np.arange(0, n, max(1, math.ceil(n / MAX_TICKS)))
+def _heading(fig, text: str, x: float, y: float, ha: str):
+    """The title, in a smaller font (down to SMALL_PT) if it would not fit."""
+    title = fig.text(x, y, text, fontsize=TITLE_PT, ha=ha, va="top")
+    room = fig.bbox.width - 2 * 8
+    width = title.get_window_extent(fig.canvas.get_renderer()).width
+    if width > room:
+        title.set_fontsize(max(SMALL_PT, TITLE_PT * room / width))
+
+
+def _ticks(n: int, inches: float, kind: str) -> np.ndarray:
+    """Every k-th index, k as small as keeps labels apart."""
+    most = max(2, int(inches * DPI / TICK_SPACING[kind]))
+    return np.arange(0, n, max(1, math.ceil(n / most)))
 
 
 def to_panel(picture: np.ndarray, repeat: int, stride: int) -> np.ndarray:
@@ -222,15 +237,15 @@ def render_overlay(image: np.ndarray, maps: np.ndarray, filters: Sequence[int],
     layout = overlay_layout(len(panels), *panels[0].shape[:2])
     fig = _figure(layout)
     height = round(layout.size[1] * DPI)
-    fig.text(0.5, 1 - 12 / height, heading, fontsize=11, ha="center", va="top")
+    _heading(fig, heading, 0.5, 1 - 8 / height, ha="center")
     titles = ["input"] + [f"filter {f}: C = {c:+.3g}" for f, c in zip(filters, conductance)]
     for rect, panel, title in zip(layout.panels, panels, titles):
         top, bottom, left, right = layout.pixels(rect)
         # Pixels copied as they are, no axes: exact, and several times
         # faster than an imshow per panel (this runs every record).
         fig.figimage(panel, xo=left, yo=height - bottom, origin="upper")
-        fig.text((left + right) / 2 / (layout.size[0] * DPI), 1 - (top - 8) / height, title,
-                 fontsize=10, ha="center", va="bottom")
+        fig.text((left + right) / 2 / (layout.size[0] * DPI), 1 - (top - 5) / height, title,
+                 fontsize=TEXT_PT, ha="center", va="bottom")
     _overlay_colorbar(fig, layout, limit, np.abs(maps).max() > limit)
     return _pixels(fig)
 
@@ -245,9 +260,9 @@ def _overlay_colorbar(fig, layout: Layout, limit: float, clipped: bool):
     # Five ticks, short numbers: small maps (1e-3) otherwise print overlapping labels.
     ticks = np.linspace(-limit, limit, 5)
     bar.set_ticks(ticks, labels=["0" if t == 0 else f"{t:+.2g}" for t in ticks])
-    bar.ax.tick_params(labelsize=9)
+    bar.ax.tick_params(labelsize=SMALL_PT)
     bar.set_label("per-pixel conductance (Eq. 2, summed over colour)\n"
-                  "blue raises the explained score, red lowers it", fontsize=9)
+                  "blue raises the explained score, red lowers it", fontsize=SMALL_PT)
 
 
 def render_heatmap(per_filter: np.ndarray, heading: str,
@@ -270,22 +285,25 @@ def render_heatmap(per_filter: np.ndarray, heading: str,
     ax = fig.add_axes(layout.panels[0])
     shown = ax.imshow(values, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto",
                       interpolation="nearest")
-    rows, cols = _ticks(n_filters), _ticks(n_examples)
-    ax.set_yticks(rows, [str(c) for c in rows], fontsize=9)
-    labels = [str(b) if names is None else _short(str(names[b])) for b in cols]
-    ax.set_xticks(cols, labels, fontsize=9, rotation=0 if names is None else 45,
-                  ha="center" if names is None else "right")
-    ax.set_ylabel("filter (channel index)", fontsize=10)
-    ax.set_xlabel("probe example", fontsize=10)
-    ax.set_title(heading, fontsize=11, loc="left")
+    width, height = layout.size[0] * layout.panels[0][2], layout.size[1] * layout.panels[0][3]
+    rows = _ticks(n_filters, height, "rows")
+    cols = _ticks(n_examples, width, "numbers" if names is None else "names")
+    ax.set_yticks(rows, [str(c) for c in rows], fontsize=SMALL_PT)
+    labels = [str(b) if names is None else short(str(names[b])) for b in cols]
+    ax.set_xticks(cols, labels, fontsize=SMALL_PT, rotation=0 if names is None else 45,
+                  ha="center" if names is None else "right", rotation_mode="anchor")
+    ax.set_ylabel("filter (channel index)", fontsize=TEXT_PT)
+    ax.set_xlabel("probe example", fontsize=TEXT_PT)
+    # From the picture's left edge, not the matrix's: a long layer name fits.
+    _heading(fig, heading, 8 / (layout.size[0] * DPI), 1 - 8 / (layout.size[1] * DPI),
+             ha="left")
     bar = fig.colorbar(shown, cax=fig.add_axes(layout.colorbar))
-    bar.ax.tick_params(labelsize=9)
-    bar.set_label("conductance (blue > 0 raises the\nexplained score, red < 0 lowers it)",
-                  fontsize=9)
+    bar.ax.tick_params(labelsize=SMALL_PT)
+    bar.set_label("conductance: blue raises the score, red lowers it", fontsize=SMALL_PT)
     return _pixels(fig)
 
 
-def _short(name: str, most: int = 16) -> str:
+def short(name: str, most: int = 16) -> str:
     # Longer names, slanted, would run off the picture's left edge.
     return name if len(name) <= most else name[: most - 1] + "\u2026"
 

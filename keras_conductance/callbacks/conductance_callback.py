@@ -502,7 +502,7 @@ class ConductanceCallback(keras.callbacks.Callback):
         pictures = []
         for b in range(shown):
             name = (f"probe example {b}" if self.example_names is None
-                    else str(self.example_names[b]))
+                    else _images.short(self.example_names[b], 32))
             aim = "callable target" if callable(self.target) else f"class {targets[b]}"
             picture = _images.render_overlay(
                 inputs[b], maps[b], top[b], per_filter[b, top[b]],
