@@ -6,12 +6,34 @@ mkdocs_hooks.py); the notebooks in ``notebooks/`` stay without outputs.
 """
 
 import pathlib
+import re
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 EXECUTED = ROOT / "notebooks" / "executed"
+# tqdm's text bars ("round 1/6 (32 steps):  45%|####  | 30/66 [...]") and
+# its warning that ipywidgets is missing: live feedback while a notebook
+# runs, noise in a page read afterwards.
+PROGRESS_LINE = re.compile(r"\d+%\|.*\|")
+TQDM_NOISE = ("TqdmWarning: IProgress not found", "from .autonotebook import tqdm")
+
+
+def is_progress(output) -> bool:
+    """A stderr stream holding nothing but progress bars and tqdm's warning."""
+    if output.get("output_type") != "stream" or output.get("name") != "stderr":
+        return False
+    lines = [l for l in re.split(r"[\r\n]", output["text"]) if l.strip()]
+    return all(PROGRESS_LINE.search(l) or any(n in l for n in TQDM_NOISE) for l in lines)
+
+
+def without_progress_bars(notebook):
+    """The notebook for reading: progress output dropped, warnings kept."""
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not is_progress(o)]
+    return notebook
 
 
 @pytest.mark.slow
@@ -30,7 +52,7 @@ def test_notebook_runs(path, shared_data, monkeypatch, tmp_path):
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()  # raises CellExecutionError on any failing cell
     EXECUTED.mkdir(exist_ok=True)
-    nbformat.write(notebook, executed)
+    nbformat.write(without_progress_bars(notebook), executed)
     # The copy holds what a reader should see: every notebook draws figures.
     outputs = [o for c in nbformat.read(executed, as_version=4).cells
                if c.cell_type == "code" for o in c.outputs]
@@ -54,3 +76,21 @@ def test_notebooks_start_with_a_colab_badge_and_install_cell():
         cells = nbformat.read(path, as_version=4).cells
         assert f"blob/main/notebooks/{path.name}" in cells[0].source and "colab-badge" in cells[0].source
         assert "google.colab" in cells[1].source and "pip install" in cells[1].source
+
+
+def test_the_executed_copy_drops_progress_bars_and_keeps_warnings():
+    nbformat = pytest.importorskip("nbformat")
+    stream = lambda text: nbformat.v4.new_output("stream", name="stderr", text=text)
+    bar = "conductance, round 1/6 (32 steps):  45%|####5     | 30/66 [00:02<00:02, 13 path rows/s]"
+    warning = "explainer.py:268: UserWarning: Completeness error |delta| reaches 5.5%"
+    cell = nbformat.v4.new_code_cell("x", outputs=[
+        stream("/x/tqdm/auto.py:21: TqdmWarning: IProgress not found. Please update\n"
+               "  from .autonotebook import tqdm as notebook_tqdm\n"),
+        stream(bar + "\r" + bar.replace("45%", "100%") + "\n"),
+        stream(warning + "\n"),
+        stream(bar + "\n" + warning + "\n"),          # a warning among bars stays
+        nbformat.v4.new_output("stream", name="stdout", text="45%|## | printed\n"),
+    ])
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    kept = [o["text"] for o in without_progress_bars(notebook).cells[0].outputs]
+    assert kept == [warning + "\n", bar + "\n" + warning + "\n", "45%|## | printed\n"]
