@@ -165,7 +165,8 @@ def overlay_layout(n_panels: int, height: int, width: int) -> Layout:
 def heatmap_layout(n_filters: int, n_examples: int, long_labels: bool) -> Layout:
     """The matrix (rows: filters, columns: examples) and a colour bar right."""
     mw = float(np.clip(0.2 * n_examples, 2.4, 4.2))
-    mh = float(np.clip(0.16 * n_filters, 1.8, 4.8))
+    # At least 2.2 in high: the colour bar's label must fit beside it.
+    mh = float(np.clip(0.16 * n_filters, 2.2, 4.8))
     left, top, right = 0.75, 0.6, 1.05
     bottom = 1.25 if long_labels else 0.55  # room for slanted example names
     fw, fh = left + mw + right, top + mh + bottom
@@ -299,7 +300,8 @@ def render_heatmap(per_filter: np.ndarray, heading: str,
              ha="left")
     bar = fig.colorbar(shown, cax=fig.add_axes(layout.colorbar))
     bar.ax.tick_params(labelsize=SMALL_PT)
-    bar.set_label("conductance: blue raises the score, red lowers it", fontsize=SMALL_PT)
+    # The heading names the quantity; the label says what the colours mean.
+    bar.set_label("blue raises the score, red lowers it", fontsize=SMALL_PT)
     return _pixels(fig)
 
 
