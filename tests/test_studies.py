@@ -276,6 +276,8 @@ def test_negated_phrases_hand_computed():
     assert got.negated == {"accuracy": 0.0, "count": 4}
     assert got.short_negated == {"accuracy": 0.0, "count": 3}
     assert got.plain == {"accuracy": 1.0, "count": 2}
+    assert got.negated_by_label == {"negative": {"accuracy": 0.0, "count": 2},
+                                    "positive": {"accuracy": 0.0, "count": 2}}
     assert got.examples == [{"phrase": "not bad", "label": 1, "score": -1.0},
                             {"phrase": "not good", "label": 0, "score": 1.0}]
     with pytest.raises(ValueError, match="`phrases` is empty"):

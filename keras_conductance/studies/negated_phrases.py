@@ -30,6 +30,10 @@ class NegatedPhrases:
         negated: accuracy and count on phrases containing a negator.
         short_negated: the same on those with at most ``short`` tokens,
             where the negation is most of the phrase ("not good").
+        negated_by_label: ``{"negative": ..., "positive": ...}`` accuracy on
+            the negated phrases of each label: a network that reads "not"
+            as one more negative word gets the negative ones right and the
+            positive ones ("not bad") wrong.
         plain: accuracy and count on phrases without a negator.
         short: the token limit of ``short_negated``.
         examples: the first short negated phrases (shortest first, then
@@ -38,6 +42,7 @@ class NegatedPhrases:
 
     negated: dict
     short_negated: dict
+    negated_by_label: dict
     plain: dict
     short: int
     examples: List[dict]
@@ -77,5 +82,7 @@ def negated_phrases(model, encode: Callable[[Sequence[Sequence[str]]], np.ndarra
     order = sorted(np.flatnonzero(is_short), key=lambda i: (lengths[i], phrases.text(i)))
     examples = [{"phrase": phrases.text(i), "label": int(phrases.labels[i]),
                  "score": float(logits[i])} for i in order[:n_examples]]
-    return NegatedPhrases(_accuracy(correct[negated]), _accuracy(correct[is_short]),
+    by_label = {name: _accuracy(correct[negated & (phrases.labels == value)])
+                for name, value in (("negative", 0), ("positive", 1))}
+    return NegatedPhrases(_accuracy(correct[negated]), _accuracy(correct[is_short]), by_label,
                           _accuracy(correct[~negated]), short, examples)

@@ -131,7 +131,9 @@ def _sentiment(r: dict) -> List[str]:
         n = r["negated_phrases"]
         out += ["Held-out phrases of the SST test trees (never trained on), accuracy of the "
                 f"score's sign: with 'not'/'n't' **{_acc(n['negated'])}**; of those with at most "
-                f"{n['short']} tokens {_acc(n['short_negated'])}; without a negator "
+                f"{n['short']} tokens {_acc(n['short_negated'])}; negated and labelled "
+                f"negative {_acc(n['negated_by_label']['negative'])}, labelled positive "
+                f"{_acc(n['negated_by_label']['positive'])}; without a negator "
                 f"{_acc(n['plain'])}.", ""]
     return out
 
@@ -150,6 +152,10 @@ def _versus(sentences: dict, phrases: dict) -> List[str]:
            row("test accuracy (1,821 sentences)", lambda r: f"{100 * r['model']['test_accuracy']:.1f}%"),
            row("negated test phrases", lambda r: _acc(r["negated_phrases"]["negated"])),
            row("short negated test phrases", lambda r: _acc(r["negated_phrases"]["short_negated"])),
+           row("negated test phrases labelled negative",
+               lambda r: _acc(r["negated_phrases"]["negated_by_label"]["negative"])),
+           row("negated test phrases labelled positive (\"not bad\")",
+               lambda r: _acc(r["negated_phrases"]["negated_by_label"]["positive"])),
            row("test phrases without a negator", lambda r: _acc(r["negated_phrases"]["plain"]))]
     out += [row(f"F(\"{p}\")", lambda r, p=p: f"{r['negation_probes'][p]:+.2f}")
             for p in sentences["negation_probes"]]
