@@ -58,6 +58,17 @@ def test_notebook_runs(path, shared_data, monkeypatch, tmp_path):
                if c.cell_type == "code" for o in c.outputs]
     assert any("image/png" in o.get("data", {}) for o in outputs), f"{path.name}: no figure"
     assert not [o for o in outputs if o.output_type == "error"]
+    # Every cell that draws shows its figure (a library that switched
+    # matplotlib to a file-only backend once hid all later figures).
+    blank = [i for i, c in enumerate(nbformat.read(executed, as_version=4).cells)
+             if c.cell_type == "code" and draws(c.source)
+             and not any("image/png" in o.get("data", {}) for o in c.outputs)]
+    assert not blank, f"{path.name}: cells {blank} draw but show no figure"
+
+
+def draws(source: str) -> bool:
+    """Whether a code cell draws: a ``.plot(`` or a ``plt.<function>(`` call."""
+    return ".plot(" in source or re.search(r"\bplt\.\w+\(", source) is not None
 
 
 def test_source_notebooks_carry_no_outputs():

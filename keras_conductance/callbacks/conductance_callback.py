@@ -40,7 +40,7 @@ MATPLOTLIB_MISSING = (
     "ConductanceCallback draws its TensorBoard images (pixel-map overlays, "
     "labelled heatmaps) with matplotlib, which is not installed: it writes the "
     "bare filters x examples matrix instead. Install matplotlib with `pip "
-    "install keras-conductance[demo]` (or `pip install matplotlib`), or pass "
+    "install keras-conductance[tensorboard]` (or `pip install matplotlib`), or pass "
     "write_images=False."
 )
 

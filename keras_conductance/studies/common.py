@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Dict, Optional
 
 import numpy as np
@@ -71,7 +73,11 @@ def pyplot():
             "The studies' figures need matplotlib: `pip install "
             "'keras-conductance[studies]'`."
         ) from None
-    matplotlib.use("Agg")
+    # A file-only backend for scripts, but never over one already chosen: in a
+    # notebook (ipykernel sets MPLBACKEND to its inline backend) switching to
+    # Agg would hide this figure and every later one.
+    if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND"):
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
