@@ -30,6 +30,7 @@ import hashlib
 import json
 import pathlib
 import time
+import warnings
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -97,8 +98,12 @@ def label_importances(model, photos, layers: Sequence[str], *, n_steps: int, bla
     parts = {layer: {m: [] for m in METHODS} for layer in layers}
     errors, start = {layer: [] for layer in layers}, time.perf_counter()
     for i in range(0, len(photos), chunk):
-        ms = explainer.explain(photos.images[i:i + chunk], target=photos.labels[i:i + chunk],
-                               baselines=black)
+        with warnings.catch_warnings():
+            # The completeness error is measured and reported per layer below;
+            # the engine's warning would repeat it for every chunk.
+            warnings.filterwarnings("ignore", message="Completeness error")
+            ms = explainer.explain(photos.images[i:i + chunk], target=photos.labels[i:i + chunk],
+                                   baselines=black)
         for layer in layers:
             for m in METHODS:
                 parts[layer][m].append(getattr(ms, m).per_filter(layer))

@@ -174,9 +174,15 @@ def _versus(sentences: dict, phrases: dict) -> List[str]:
     out += [f"| {a['phrase']} | {'+' if a['label'] else '−'} | {a['score']:+.2f} | "
             f"{b['score']:+.2f} |" for a, b in examples]
     out += ["", "| trained on sentences | trained on phrases |", "|---|---|"]
-    for name in ("flips", "division_of_labour", "agreement_top10", "negation_not_good_true",
-                 "negation_not_bad_true"):
+    for name in ("flips", "division_of_labour", "agreement_top10"):
         out.append(f"| ![](figures/sst_{name}.png) | ![](figures/sst_phrases_{name}.png) |")
+    for pattern in ("not good", "not bad"):
+        # A negation figure exists only where some filter passed the criteria.
+        key, name = f"{pattern}, true direction", f"negation_{pattern.replace(' ', '_')}_true"
+        cells = [f"![](figures/{tag}_{name}.png)" if r["negation"][key]["filters"]
+                 else f'"{pattern}", true direction: no filter passed the criteria'
+                 for tag, r in (("sst", sentences), ("sst_phrases", phrases))]
+        out.append("| " + " | ".join(cells) + " |")
     return out + [""]
 
 
