@@ -7,6 +7,7 @@ is one line a user can act on.
 from __future__ import annotations
 
 import pathlib
+import zipfile
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -131,6 +132,12 @@ def load_model_file(path, unsafe: bool = False):
         raise LoadError(
             f"{path} is not a Keras model file: expected a .keras (or legacy .h5) "
             "file saved with model.save(...)"
+        )
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        # Keras would say "File not found" about a file that exists.
+        raise LoadError(
+            f"{path} is not a readable Keras model: it exists ({path.stat().st_size} bytes) "
+            "but is not a .keras zip archive. Save the model with model.save('model.keras')."
         )
     try:
         model = keras.models.load_model(path, safe_mode=not unsafe, compile=False)

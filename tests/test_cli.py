@@ -112,8 +112,10 @@ def test_bad_inputs_get_one_clear_line(saved, tmp_path, capsys):
     assert "no such model file" in _error(capsys, "report", tmp_path / "nope.keras", "--layer", "conv1",
                                           "--inputs", folder / "x.npy")
     (tmp_path / "fake.keras").write_text("not a model")
-    assert "is not a readable Keras model" in _error(capsys, "report", tmp_path / "fake.keras",
-                                                      "--layer", "conv1", "--inputs", folder / "x.npy")
+    said = _error(capsys, "report", tmp_path / "fake.keras", "--layer", "conv1", "--inputs",
+                  folder / "x.npy")
+    assert "is not a readable Keras model: it exists (11 bytes)" in said
+    assert "File not found" not in said
     assert "is not a Keras model file" in _error(capsys, "report", folder / "x.npy", "--layer", "c",
                                                   "--inputs", folder / "x.npy")
     err = _error(capsys, "report", model, "--layer", "conv9", "--inputs", folder / "x.npy")
