@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_conductance.adapter import ModelAdapter, options_key
-from keras_conductance.cache import cached
+from keras_conductance.cache import cached, compiled
 from keras_conductance.engine import budget_batch_size, check_batch_size, select_score
 from keras_conductance.targets import resolve_target
 
@@ -163,7 +163,7 @@ class Ablator:
             out = tf.cast(self._tail_call(ablated, ins), tf.float32)
             return tf.reshape(out, [tf.shape(out)[0], -1])
 
-        self._steps[key] = fn = tf.function(step, reduce_retracing=True)
+        self._steps[key] = fn = compiled(step, reduce_retracing=True)
         return fn
 
     def _tail_outputs(self, y, fill, arrays, rows, masks, batch_size) -> np.ndarray:

@@ -12,7 +12,7 @@ import collections
 import weakref
 from typing import Callable, Hashable, TypeVar
 
-__all__ = ["CACHE_SIZE", "cached", "clear_cache", "entries"]
+__all__ = ["CACHE_SIZE", "cached", "clear_cache", "compiled", "entries"]
 
 CACHE_SIZE = 8
 T = TypeVar("T")
@@ -69,3 +69,22 @@ def cached(owner, kind: str, key: Hashable, build: Callable[[], T]) -> T:
 def entries(owner, kind: str) -> "collections.OrderedDict":
     """The cached objects of one kind for ``owner`` (for tests and tools)."""
     return getattr(owner, _ATTRIBUTE, {}).get(kind, collections.OrderedDict())
+
+
+def compiled(python_function: Callable, **options):
+    """``tf.function(python_function, **options)`` for a function built once
+    per explainer, ablator or dataset run and cached here.
+
+    TensorFlow's "N out of the last M calls triggered tf.function retracing"
+    warning counts traces of the same Python code across *all* functions
+    made from it, so it fires when a user explains a few models in a loop
+    although each compiled function is traced once (tests/test_compile.py
+    checks that). Only these functions are exempted; a user's own retracing
+    still warns.
+    """
+    import tensorflow as tf
+
+    fn = tf.function(python_function, **options)
+    if hasattr(fn, "_omit_frequent_tracing_warning"):  # private since TF 2.x
+        fn._omit_frequent_tracing_warning = True
+    return fn

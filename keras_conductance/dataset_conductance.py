@@ -27,7 +27,7 @@ import tensorflow as tf
 from numpy.typing import ArrayLike
 
 from keras_conductance import quadrature
-from keras_conductance.cache import cached
+from keras_conductance.cache import cached, compiled
 from keras_conductance.checkpoint import Checkpoint, weights_digest
 from keras_conductance.progress import Progress
 from keras_conductance.engine import check_batch_size, check_verbose, points_per_chunk
@@ -279,7 +279,7 @@ class _DatasetStep:
         key = repr(element_spec)
         fn = self._compiled.get(key)
         if fn is None:
-            fn = tf.function(self._distributed, input_signature=[element_spec])
+            fn = compiled(self._distributed, input_signature=[element_spec])
             self._compiled[key] = fn
         return fn
 

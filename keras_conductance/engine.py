@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_conductance.cache import compiled
 from keras_conductance.quadrature import Rule
 from keras_conductance.taps import TapRecorder
 
@@ -326,7 +327,7 @@ class PathEngine:
                 xspec, xspec, cspec, vspec, vspec, vspec, tf.TensorSpec((), tf.float32),
                 tf.TensorSpec((None,), tf.int32), lspec, lspec, lspec, lspec,
             ]
-            fn = tf.function(
+            fn = compiled(
                 self._step_body(target_fn, derivative),
                 input_signature=signature,
                 jit_compile=self.jit_compile,
@@ -343,7 +344,7 @@ class PathEngine:
             def forward(xs, consts):
                 return tf.cast(self._call(xs, consts)[-1], tf.float32)
 
-            fn = tf.function(
+            fn = compiled(
                 forward,
                 input_signature=list(self._specs(path_shapes, const_shapes)),
                 jit_compile=self.jit_compile,

@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from keras_conductance import quadrature
 from keras_conductance.adapter import ModelAdapter, Prepared, options_key
-from keras_conductance.cache import cached
+from keras_conductance.cache import cached, compiled
 from keras_conductance.engine import (
     PathEngine,
     budget_batch_size,
@@ -274,8 +274,8 @@ class NeuronConductance:
             signature = [xspec, xspec, cspec, vec, vec, ints, matrix]
             if mode == "forward":
                 signature.append(matrix)
-            self._steps[key] = tf.function(build(target_fn), input_signature=signature,
-                                           jit_compile=self.jit_compile)
+            self._steps[key] = compiled(build(target_fn), input_signature=signature,
+                                        jit_compile=self.jit_compile)
         return self._steps[key]
 
 

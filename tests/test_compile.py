@@ -66,3 +66,35 @@ def test_dropping_the_model_frees_its_cache_entries():
     del model
     gc.collect()
     assert ref() is None
+
+
+def test_several_models_in_a_loop_do_not_warn_about_retracing(rng):
+    # Each new model gets its own compiled functions, traced once each; TF's
+    # detector counts traces of the same Python code across all of them and
+    # used to warn "5 out of the last 9 calls ... triggered retracing".
+    import logging
+
+    import keras
+    import tensorflow as tf
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    tf.get_logger().addHandler(handler)
+    try:
+        x = rng.normal(size=(4, 8)).astype("float32")
+        for width in range(5, 12):
+            inp = keras.Input((8,))
+            h = keras.layers.Dense(width, activation="relu", name="h")(inp)
+            model = keras.Model(inp, keras.layers.Dense(3)(h))
+            kc.measures(model, x, "h", n_steps=4)
+            kc.ablation_scores(model, x, "h")
+        # A user's own function that retraces on every call still warns.
+        for n in range(1, 8):
+            tf.function(lambda t: t * 2)(tf.zeros((n,)))
+    finally:
+        tf.get_logger().removeHandler(handler)
+    ours = [r.getMessage() for r in records if "retracing" in r.getMessage()
+            and ("PathEngine" in r.getMessage() or "Ablator" in r.getMessage())]
+    assert ours == []
+    assert any("<lambda>" in r.getMessage() and "retracing" in r.getMessage() for r in records)
