@@ -230,7 +230,7 @@ def test_without_matplotlib_the_bare_matrix_and_one_warning(images, tmp_path, mo
                         lambda name: None if name == "matplotlib" else find_spec(name))
     model = _compiled(small_convnet(input_shape=(8, 8, 3)))
     cb = ConductanceCallback(x[:3], "conv2", n_steps=4, log_dir=str(tmp_path))
-    with pytest.warns(UserWarning, match=r"keras-conductance\[demo\]") as caught:
+    with pytest.warns(UserWarning, match=r"keras-conductance\[tensorboard\]") as caught:
         model.fit(x, y, batch_size=16, epochs=2, callbacks=[cb], verbose=0)
     assert sum("matplotlib" in str(w.message) for w in caught) == 1  # once, not per epoch
     found = _images_of(str(tmp_path / "conductance"))

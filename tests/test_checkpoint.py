@@ -53,7 +53,14 @@ def interrupt_child(directory, sig, after_batches=3):
                          ids=["SIGKILL", "SIGINT", "SIGTERM"])
 def test_an_interrupted_run_resumes_to_exactly_the_uninterrupted_result(sig, tmp_path):
     whole = run()
-    code = interrupt_child(tmp_path, sig)
+    for attempt in range(3):
+        code = interrupt_child(tmp_path, sig)
+        # On a loaded machine this process may poll too late and the child
+        # finishes all batches before the signal lands (exit 0, everything
+        # saved): a race of the test, not a resume; start again.
+        if not (code == 0 and saved_batches(tmp_path) == BATCHES):
+            break
+        (tmp_path / CHECKPOINT_FILE).unlink()
     assert code != 0
     stopped_at = saved_batches(tmp_path)
     assert 3 <= stopped_at < BATCHES
