@@ -7,6 +7,7 @@ Python inside the tf.data pipeline: a py_function still running when the
 process is interrupted can hang TensorFlow's shutdown).
 """
 
+import signal
 import sys
 
 import keras
@@ -42,5 +43,8 @@ def run(directory=None, model=None, **overrides):
 
 
 if __name__ == "__main__":
+    # Ctrl-C as in a terminal, even when the test runner was started in the
+    # background (`pytest &`), whose children inherit SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     result = run(sys.argv[1])
     print("batches", result.batches, "resumed", result.resumed_batches)
