@@ -271,7 +271,11 @@ def test_negated_phrases_hand_computed():
     phrases = Sentences([["not", "good"], ["not", "bad"], ["good"], ["bad"], ["is", "n't", "good"],
                          ["it", "is", "not", "a", "bad", "film", "at", "all"]],
                         np.array([0, 1, 1, 0, 0, 1]))
-    got = negated_phrases(_KeywordModel(), encode, phrases, short=3, n_examples=2)
+    seen = {"so bad", "it was bad"}  # "so bad" is left out: a training phrase
+    got = negated_phrases(_KeywordModel(), encode,
+                          Sentences(phrases.tokens + [["so", "bad"]], np.append(phrases.labels, 0)),
+                          exclude=seen, short=3, n_examples=2)
+    assert got.excluded == 1
     # Negated: all four wrong (the model ignores "not"); plain: both right.
     assert got.negated == {"accuracy": 0.0, "count": 4}
     assert got.short_negated == {"accuracy": 0.0, "count": 3}
@@ -280,8 +284,9 @@ def test_negated_phrases_hand_computed():
                                     "positive": {"accuracy": 0.0, "count": 2}}
     assert got.examples == [{"phrase": "not bad", "label": 1, "score": -1.0},
                             {"phrase": "not good", "label": 0, "score": 1.0}]
-    with pytest.raises(ValueError, match="`phrases` is empty"):
-        negated_phrases(_KeywordModel(), encode, Sentences([], np.array([])))
+    with pytest.raises(ValueError, match=r"no phrase outside `exclude` \(1 given, 1 excluded\)"):
+        negated_phrases(_KeywordModel(), encode, Sentences([["so", "bad"]], np.array([0])),
+                        exclude=seen)
 
 
 def test_training_corpus_names_the_valid_choices():
@@ -313,7 +318,7 @@ def test_studies_command_quick(shared_data, tmp_path, capsys):
                     "Filters to flip the top class", "Feature selection: animal",
                     "Pixel-level view", "Diagnostics on", "Additivity",
                     "trained on sentences", "trained on phrases", "side by side",
-                    "Held-out phrases of the SST test trees", "Table 1"):
+                    "Phrases of the SST test trees that no training tree holds", "Table 1"):
         assert heading in report
     figures = {p.name for p in (tmp_path / "figures").iterdir()}
     assert {"sst_division_of_labour.png", "imagenet_pixels.png", "imagenet_pixel_maps.png",

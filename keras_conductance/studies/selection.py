@@ -108,7 +108,8 @@ def feature_selection(
 
     Args:
         importances: method -> ``(N, C)`` per-filter importance per example
-            (for the explained score of the predicted label).
+            (for the explained score: the predicted label's, or the true
+            label's on training examples).
         features: ``(N, C)`` per-filter activations, the classifier's inputs.
         labels: ``(N,)`` int labels.
         splits: ``(train_index, test_index)`` pairs; importance aggregation

@@ -147,12 +147,14 @@ def load_or_train_sentiment_cnn(cache_dir, *, data_dir=None, epochs: int = 8, se
     """
     cache = pathlib.Path(cache_dir)
     files = [cache / _WEIGHTS, cache / _VOCAB, cache / _META]
-    train = training_corpus(corpus, data_dir)  # checks `corpus` before the cache is read
+    if corpus not in CORPORA:  # before the cache is read
+        training_corpus(corpus, data_dir)  # raises, naming the valid corpora
     settings = {"epochs": epochs, "seed": seed, "corpus": corpus}
     cached = None if retrain else load_cache(files, settings, build_sentiment_cnn,
                                              f"sentiment CNN ({corpus})", say)
     if cached is not None:
         return SentimentCNN(*cached)
+    train = training_corpus(corpus, data_dir)
     dev, test = (load_sst(s, data_dir=data_dir) for s in ("dev", "test"))
     say(f"      training on {len(train)} SST-2 {corpus}, {epochs} epochs ...")
     start = time.perf_counter()

@@ -14,7 +14,7 @@ Protocol, stated once, before any result was seen:
   pre-softmax logit of the photo's own label, from the black image
   (``n_steps`` trapezoid points, see ``Table1Settings``); per label, the mean over its training
   photos; the k filters with the highest mean for any label are selected.
-- Features: the selected filters' spatially averaged **activations**, for
+- Features: the selected filters' **activations** summed over positions, for
   every method, so only the selection differs and an evaluation photo's
   features do not depend on its label. Classifier: standardised L2 logistic
   regression (C = 1). Control: k filters drawn at random.
@@ -35,12 +35,11 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from keras_conductance.studies.common import METHODS, finish, pyplot
-from keras_conductance.studies.selection import (KS, RANDOM, feature_selection,
-                                                 per_label_splits, select_filters)
+from keras_conductance.studies.common import METHODS, finish, per_filter_scores, pyplot
+from keras_conductance.studies.selection import KS, RANDOM, feature_selection, per_label_splits
 
-__all__ = ["LABEL_SETS", "Table1Settings", "TABLE1_FULL", "TABLE1_QUICK", "label_importances",
-           "run_table1"]
+__all__ = ["LABEL_SETS", "Table1Settings", "TABLE1_FULL", "TABLE1_QUICK", "check_label_sets",
+           "label_importances", "run_table1"]
 
 Say = Callable[..., None]
 CACHE_FORMAT = 2  # bump when the cached arrays change
@@ -105,9 +104,8 @@ def label_importances(model, photos, layers: Sequence[str], *, n_steps: int, bla
             ms = explainer.explain(photos.images[i:i + chunk], target=photos.labels[i:i + chunk],
                                    baselines=black)
         for layer in layers:
-            for m in METHODS:
-                parts[layer][m].append(getattr(ms, m).per_filter(layer))
-        for layer in layers:
+            for m, v in per_filter_scores(ms, layer).items():
+                parts[layer][m].append(v)
             errors[layer].append(ms.conductance.relative_delta([layer]))
         done = min(i + chunk, len(photos))
         say(f"      {done}/{len(photos)} photos ({time.perf_counter() - start:.0f} s)")
@@ -146,6 +144,20 @@ def aggregate(results: Dict[str, dict], ks: Sequence[int]) -> Dict[str, Dict[int
     return out
 
 
+def check_label_sets(settings: Table1Settings, data_dir=None) -> None:
+    """Raises before any work when a label set or its photo folder is missing."""
+    from keras_conductance.datasets import default_data_dir
+
+    unknown = [name for name in settings.sets if name not in LABEL_SETS]
+    if unknown:
+        raise ValueError(f"No such label set: {unknown}. Valid sets: {list(LABEL_SETS)}.")
+    folder = default_data_dir(data_dir) / "imagenet" / "val50"
+    missing = [w for name in settings.sets for w in LABEL_SETS[name] if not (folder / w).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"Table 1 needs ImageNet validation photos in {folder}/<wnid>/; "
+                                f"missing: {missing[:5]} ({len(missing)} classes).")
+
+
 def run_table1(out, *, data_dir=None, settings: Table1Settings = TABLE1_FULL,
                say: Say = print) -> dict:
     """Runs the study and returns its numbers; figures go to ``out/figures``."""
@@ -153,6 +165,7 @@ def run_table1(out, *, data_dir=None, settings: Table1Settings = TABLE1_FULL,
     from keras_conductance.studies.run import _mobilenet
 
     s, out = settings, pathlib.Path(out)
+    check_label_sets(s, data_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     class_of = {w: i for i, (w, _) in enumerate(imagenet_class_index(data_dir))}
@@ -185,8 +198,8 @@ def run_table1(out, *, data_dir=None, settings: Table1Settings = TABLE1_FULL,
         say(f"      {layer}: aggregate k={s.ks[0]} "
             f"{ {m: round(100 * v[s.ks[0]]['mean'], 1) for m, v in result['aggregate'][layer].items()} }"
             f" ({time.perf_counter() - start:.0f} s)")
-    say("[table1 3/3] Exemplars: evaluation photos where a selected filter conducts most ...")
-    result["exemplars"] = _exemplars(scores[s.layers[-1]]["conductance"], photos, class_of, s,
+    say("[table1 3/3] Exemplars: the photos where a selected filter is most active ...")
+    result["exemplars"] = _exemplars(scores[s.layers[-1]], photos, class_of, s,
                                      out / "figures" / "table1_exemplars.png")
     result["seconds"] = round(time.perf_counter() - start, 1)
     say(f"      done ({result['seconds']:.0f} s)")
@@ -241,12 +254,16 @@ def _plot_layer(result: dict, layer: str, path: pathlib.Path):
     return finish(fig, path, dpi=100)
 
 
-def _exemplars(conductance: np.ndarray, photos, class_of: Dict[str, int], s: Table1Settings,
-               path: pathlib.Path) -> list:
-    """The paper's Figure 2 idea: for the first label of the first and last
-    set, the filter with the highest mean conductance over that label's
-    training photos (split 0), and the held-out photos of any label where
-    it conducts most (toward each photo's own label)."""
+def _exemplars(scores: Dict[str, np.ndarray], photos, class_of: Dict[str, int],
+               s: Table1Settings, path: pathlib.Path) -> list:
+    """The paper's Figure 2 idea: for the first label L of the first and last
+    set, the filter with the highest mean conductance over L's training
+    photos (split 0), and the other photos of any label where it is most
+    active. Ranked by activation, which does not depend on a photo's label:
+    at the last layer (a linear tail) that is the order of the filter's
+    conductance toward L's logit, w·(y(x) − y(x′)) with w > 0 for a filter
+    selected by positive conductance."""
+    conductance, activation = scores["conductance"], scores["activation"]
     found = []
     for set_name in dict.fromkeys((s.sets[0], s.sets[-1])):
         label = class_of[LABEL_SETS[set_name][0]]
@@ -254,14 +271,15 @@ def _exemplars(conductance: np.ndarray, photos, class_of: Dict[str, int], s: Tab
         labels, splits = _set_split(photos, rows, s)
         train = rows[splits[0][0]]
         own = train[photos.labels[train] == label]
-        f = int(select_filters(conductance[own], np.zeros(len(own), int), 1)[0])
+        f = int(np.argmax(conductance[own].mean(axis=0)))
         held_out = np.setdiff1d(np.arange(len(photos)), own)
-        order = held_out[np.argsort(-conductance[held_out, f], kind="stable")]
+        order = held_out[np.argsort(-activation[held_out, f], kind="stable")]
         top20 = order[:20]
         found.append({
             "label": photos.names[own[0]], "filter": f,
+            "mean_conductance": float(conductance[own, f].mean()),
             "top": [{"file": photos.files[i].name, "label": photos.names[i],
-                     "conductance": float(conductance[i, f])} for i in order[:s.exemplars]],
+                     "activation": float(activation[i, f])} for i in order[:s.exemplars]],
             "top20_same_label": int(np.sum(photos.labels[top20] == label)),
             "top20_same_set": int(np.sum(np.isin(photos.labels[top20], photos.labels[rows]))),
             "index": order[:s.exemplars].tolist()})
@@ -284,7 +302,7 @@ def _plot_exemplars(found: list, photos, path: pathlib.Path):
             if c < len(item["index"]):
                 i = item["index"][c]
                 ax.imshow(photos.pixels[i])
-                ax.set_title(f"{photos.names[i]}\n{item['top'][c]['conductance']:+.2f}",
+                ax.set_title(f"{photos.names[i]}\nactivation {item['top'][c]['activation']:.1f}",
                              fontsize=8)
         axes[r][0].text(-0.1, 0.5, f"filter {item['filter']}\nselected for\n{item['label']}",
                         transform=axes[r][0].transAxes, ha="right", va="center", fontsize=9)

@@ -129,7 +129,8 @@ def _sentiment(r: dict) -> List[str]:
         out.append("")
     if "negated_phrases" in r:
         n = r["negated_phrases"]
-        out += ["Held-out phrases of the SST test trees (never trained on), accuracy of the "
+        out += ["Phrases of the SST test trees that no training tree holds "
+                f"({n['excluded']:,} that also occur there left out), accuracy of the "
                 f"score's sign: with 'not'/'n't' **{_acc(n['negated'])}**; of those with at most "
                 f"{n['short']} tokens {_acc(n['short_negated'])}; negated and labelled "
                 f"negative {_acc(n['negated_by_label']['negative'])}, labelled positive "
@@ -149,7 +150,8 @@ def _versus(sentences: dict, phrases: dict) -> List[str]:
     row = lambda name, cell: f"| {name} | " + " | ".join(cell(r) for r in pair) + " |"
     out = ["## The two sentiment models side by side", "",
            "| | trained on sentences | trained on phrases |", "|---|---|---|",
-           row("test accuracy (1,821 sentences)", lambda r: f"{100 * r['model']['test_accuracy']:.1f}%"),
+           row(f"test accuracy ({sentences['model']['test_size']:,} sentences)",
+               lambda r: f"{100 * r['model']['test_accuracy']:.1f}%"),
            row("negated test phrases", lambda r: _acc(r["negated_phrases"]["negated"])),
            row("short negated test phrases", lambda r: _acc(r["negated_phrases"]["short_negated"])),
            row("negated test phrases labelled negative",
@@ -168,8 +170,8 @@ def _versus(sentences: dict, phrases: dict) -> List[str]:
         out.append(row(f"negation filters: {key}", lambda r, key=key: ", ".join(
             str(f["index"]) for f in r["negation"][key]["filters"]) or "none"))
     examples = zip(sentences["negated_phrases"]["examples"], phrases["negated_phrases"]["examples"])
-    out += ["", "Short negated phrases of the test trees (label: + positive, − negative; "
-                "score F of each model):", "", "| phrase | label | sentences | phrases |",
+    out += ["", "Short negated phrases of the test trees, none in a training tree (label: + "
+                "positive, − negative; score F of each model):", "", "| phrase | label | sentences | phrases |",
             "|---|---|---|---|"]
     out += [f"| {a['phrase']} | {'+' if a['label'] else '−'} | {a['score']:+.2f} | "
             f"{b['score']:+.2f} |" for a, b in examples]
@@ -266,7 +268,7 @@ def _name(method: str) -> str:
     return METHOD_NAMES.get(method, method + " (control)")
 
 
-def table1_markdown(r: dict) -> str:
+def table1_markdown(r: dict) -> List[str]:
     """Table 1 (paper Section 5.2) on the ImageNet label sets, as Markdown lines."""
     s, ks = r["settings"], r["settings"]["ks"]
     head = "| method | " + " | ".join(f"k={k}" for k in ks) + " |"
@@ -283,7 +285,8 @@ def table1_markdown(r: dict) -> str:
                        for l, c in r["completeness"].items())
            + "); per-label mean over the training photos; "
            "the k filters with the highest mean for any label; a standardised L2 logistic "
-           "regression on the selected filters' **activations** (the same features for every "
+           "regression on the selected filters' **activations** summed over positions (the "
+           "same features for every "
            f"method); the random control averages {s['random_draws']} random k-filter sets per "
            "split. Cells: evaluation accuracy %, mean ± standard deviation over splits "
            "(chance 20%).", ""]
@@ -306,14 +309,16 @@ def table1_markdown(r: dict) -> str:
         out.append("")
     out += ["### Exemplars (the paper's Figure 2 idea)", "",
             f"For a label, the filter of `{s['layers'][-1]}` with the highest mean conductance "
-            "over its training photos (split 0); then the photos of any label of the four "
-            "sets, outside those training photos, where that filter conducts most (toward each photo's own label). The montage "
+            "over its training photos (split 0); then the photos of any label of the sets, "
+            "outside those training photos, where that filter is most active (at a layer "
+            "with a linear tail, the order of its conductance toward the label's logit; "
+            "activation does not depend on a photo's own label). The montage "
             "(`figures/table1_exemplars.png`) is written to the output folder only: the photos' "
             "terms keep them out of the repository.", "",
-            "| filter (selected for) | top held-out photos: label (conductance) | "
+            "| filter (selected for) | top other photos: label (activation) | "
             "of the top 20: same label, same set |", "|---|---|---|"]
     for e in r["exemplars"]:
-        photos = "; ".join(f"{t['label']} ({t['conductance']:+.2f})" for t in e["top"])
+        photos = "; ".join(f"{t['label']} ({t['activation']:.1f})" for t in e["top"])
         out.append(f"| {e['filter']} ({e['label']}) | {photos} | {e['top20_same_label']}, "
                    f"{e['top20_same_set']} |")
     return out + [""]
