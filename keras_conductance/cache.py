@@ -71,9 +71,10 @@ def entries(owner, kind: str) -> "collections.OrderedDict":
     return getattr(owner, _ATTRIBUTE, {}).get(kind, collections.OrderedDict())
 
 
-def compiled(python_function: Callable, **options):
-    """``tf.function(python_function, **options)`` for a function built once
-    per explainer, ablator or dataset run and cached here.
+def compiled(python_function: Callable, *, input_signature=None, jit_compile=None,
+             reduce_retracing: bool = False):
+    """``tf.function`` of ``python_function`` (same arguments) for a function
+    built once per explainer, ablator or dataset run and cached here.
 
     TensorFlow's "N out of the last M calls triggered tf.function retracing"
     warning counts traces of the same Python code across *all* functions
@@ -84,7 +85,8 @@ def compiled(python_function: Callable, **options):
     """
     import tensorflow as tf
 
-    fn = tf.function(python_function, **options)
+    fn = tf.function(python_function, input_signature=input_signature, jit_compile=jit_compile,
+                     reduce_retracing=reduce_retracing)
     if hasattr(fn, "_omit_frequent_tracing_warning"):  # private since TF 2.x
         fn._omit_frequent_tracing_warning = True
     return fn
