@@ -230,6 +230,7 @@ def _plot_layer(result: dict, layer: str, path: pathlib.Path):
     plt = pyplot()
     sets = result["sets"][layer]
     panels = list(sets.items()) + [("aggregate", None)]
+    chance = 100 * np.mean([sel["chance"] for sel in sets.values()])
     fig, axes = plt.subplots(1, len(panels), figsize=(3.1 * len(panels), 3.2), sharey=True)
     for ax, (name, sel) in zip(np.atleast_1d(axes), panels):
         for method, colour in COLOURS.items():
@@ -244,7 +245,7 @@ def _plot_layer(result: dict, layer: str, path: pathlib.Path):
                 sd = np.array([100 * v["sd"] for v in by_k.values()])
             ax.errorbar(ks, mean, yerr=sd, color=colour, marker="o", ms=3, capsize=2,
                         ls="--" if method == RANDOM else "-", label=method.replace("_", " "))
-        ax.axhline(20, color="black", lw=0.6, ls=":")  # chance with 5 labels
+        ax.axhline(chance, color="black", lw=0.6, ls=":")
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("filters selected (k)")
     np.atleast_1d(axes)[0].set_ylabel("evaluation accuracy (%)")
