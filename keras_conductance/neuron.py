@@ -372,7 +372,7 @@ class NeuronConductance:
         if todo.size:
             warnings.warn(
                 f"Neuron conductance did not reach tolerance={tolerance} for "
-                f"{todo.size} of {prep.n} examples within max_steps={max_steps}.",
+                f"{todo.size} of {args[0].n} examples within max_steps={max_steps}.",
                 stacklevel=4)
         return maps
 

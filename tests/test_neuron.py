@@ -126,6 +126,23 @@ def test_compiled_once_per_input_shape(rng):
     assert step.experimental_get_tracing_count() == 1
 
 
+def test_tolerance_refines_and_warns_when_max_steps_is_reached(rng):
+    # tanh twice: a curved integrand, so 2 trapezoid steps are far off.
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((4,))
+    hidden = keras.layers.Dense(5, activation="tanh", name="h")(
+        keras.layers.Dense(6, activation="tanh")(inp))
+    explainer = NeuronConductance(keras.Model(inp, keras.layers.Dense(2)(hidden)), "h")
+    x = 3 * rng.normal(size=(2, 4)).astype("float32")
+    fine = explainer(x, [0, 3], target=1, n_steps=256)
+    coarse = explainer(x, [0, 3], target=1, n_steps=2)
+    refined = explainer(x, [0, 3], target=1, n_steps=2, tolerance=1e-3, max_steps=256)
+    assert np.abs(refined - fine).max() < 0.1 * np.abs(coarse - fine).max()
+    with pytest.warns(UserWarning, match=r"did not reach tolerance=1e-12 for 2 of 2 "
+                                         r"examples within max_steps=4"):
+        explainer(x, [0, 3], target=1, n_steps=2, tolerance=1e-12, max_steps=4)
+
+
 def test_clear_errors():
     model = small_convnet()
     x = np.zeros((1, 8, 8, 2), "float32")
