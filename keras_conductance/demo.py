@@ -7,7 +7,6 @@ that ship inside the scikit-learn wheel), so the demo needs no download.
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 import time
 from typing import List, Optional

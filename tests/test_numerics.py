@@ -3,7 +3,6 @@ models under the mixed_float16 policy."""
 
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 
 import keras_conductance as kc

@@ -2,8 +2,6 @@
 
 import io
 
-import numpy as np
-import pytest
 import tensorflow as tf
 
 import keras_conductance as kc

@@ -1,6 +1,5 @@
 """A slow reference that follows Eq. 2 and Eq. 3 literally agrees with the engine."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf

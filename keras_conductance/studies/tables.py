@@ -37,7 +37,7 @@ def _agreement_rows(label: str, summary: dict, paper: Dict[str, str]) -> List[st
     for value, by_method in summary.items():
         cells = " | ".join(_cell(by_method[m]) for m in METHOD_NAMES)
         rows.append(f"| {label}, {value}-ablation | {cells} |")
-    rows.append(f"| paper | " + " | ".join(paper[m] for m in METHOD_NAMES) + " |")
+    rows.append("| paper | " + " | ".join(paper[m] for m in METHOD_NAMES) + " |")
     return rows
 
 
@@ -225,7 +225,7 @@ def _imagenet(r: dict) -> List[str]:
     out += ["", "### Filters to flip the top class (conductance order)", ""] + FLIP_HEADER
     for layer, by_value in r["flips"].items():
         out += [_flip_row(f"`{layer}`", v, f) for v, f in by_value.items()]
-    out += [f"| paper | zero (bias -inf) | | 3.7 | | 16 | 3 | | 5/100 | |", "",
+    out += ["| paper | zero (bias -inf) | | 3.7 | | 16 | 3 | | 5/100 | |", "",
             f"### Feature selection: animal (classes 0-397) vs not, {r['folds']}-fold, held-out "
             "accuracy %", "",
             "| layer | method | k=5 | k=10 | k=15 | k=20 | all filters |", "|---|---|---|---|---|---|---|"]
