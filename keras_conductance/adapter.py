@@ -599,7 +599,8 @@ def list_units(model: keras.Model) -> List[Unit]:
     output shapes, in the order they run.
 
     Args:
-        model: a Functional or Sequential ``keras.Model``.
+        model: a Functional, Sequential or subclassed ``keras.Model`` (a
+            subclassed model's sublayers are named from the model itself).
 
     Returns:
         A list of ``Unit`` (print them one per line to browse a model).

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, ItemsView, Iterator, KeysView, List, Optional, Sequence
+from typing import Dict, ItemsView, Iterator, KeysView, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-__all__ = ["Attribution", "Measures", "relative_error"]
+__all__ = ["Attribution", "Measures", "channel_axes", "relative_error"]
 
 
 def relative_error(delta: np.ndarray, output_diff: np.ndarray) -> np.ndarray:
@@ -17,6 +17,51 @@ def relative_error(delta: np.ndarray, output_diff: np.ndarray) -> np.ndarray:
     may legitimately be 1e-11), so only an exactly zero change is guarded.
     """
     return np.abs(delta) / np.maximum(np.abs(output_diff), 1e-30)
+
+
+def channel_axes(channel_axis: Union[int, Mapping[str, int]],
+                 layers: Sequence[str]) -> Dict[str, int]:
+    """The filter axis of each unit: one int for all, or a dict per unit.
+
+    A dict lets one request mix kinds of units, e.g. FFN neurons
+    ``(B, T, F)`` on axis -1 with attention heads ``(B, T, heads, d)`` on
+    axis -2; units it leaves out use -1.
+
+    Raises:
+        ValueError: a dict key that is not one of ``layers``.
+        TypeError: anything but an int or a dict of ints.
+    """
+    if isinstance(channel_axis, Mapping):
+        unknown = [k for k in channel_axis if k not in layers]
+        if unknown:
+            raise ValueError(
+                f"`channel_axis` names units that are not requested: {unknown}. "
+                f"Requested units: {list(layers)}."
+            )
+        axes = {n: channel_axis.get(n, -1) for n in layers}
+    else:
+        axes = {n: channel_axis for n in layers}
+    for name, axis in axes.items():
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise TypeError(
+                "`channel_axis` must be an int or a dict {unit: int}. Received: "
+                f"channel_axis={channel_axis!r} ({name!r}: {axis!r})."
+            )
+    return {n: int(a) for n, a in axes.items()}
+
+
+def check_channel_axes(axes: Mapping[str, int], layer_shapes: Sequence[tuple]) -> None:
+    """Raises ValueError unless each unit's axis is a non-batch axis of its
+    output (``layer_shapes``: per-example shapes, no batch axis, in order)."""
+    for (name, axis), shape in zip(axes.items(), layer_shapes):
+        rank = len(shape) + 1  # with the batch axis
+        if not -rank <= axis < rank or axis % rank == 0:
+            raise ValueError(
+                f"`channel_axis` must name a non-batch axis of every layer output; "
+                f"{name!r} has rank {rank} (batch, {', '.join(map(str, shape))}). "
+                f"Received: channel_axis={axis!r} for it (a dict "
+                "{unit: axis} sets one per unit)."
+            )
 
 
 @dataclasses.dataclass(eq=False)
@@ -40,7 +85,8 @@ class Attribution:
             only when ``tolerance`` refined some of them).
         method: the integration rule's name.
         is_cut: layer name -> whether the layer alone cuts the network (only
-            then must its conductances add up to ``output_diff``).
+            then must its conductances add up to ``output_diff``); None for
+            a unit inside a layer, where the package cannot tell.
         path_scores: ``(B, P)`` the score F at each path point of the final
             rule (useful to see where along the path F changes).
         alphas: ``(P,)`` the path points of ``path_scores``.
@@ -54,7 +100,7 @@ class Attribution:
     target: np.ndarray
     n_steps: np.ndarray
     method: str
-    is_cut: Dict[str, bool]
+    is_cut: Dict[str, Optional[bool]]
     path_scores: Optional[np.ndarray] = None
     alphas: Optional[np.ndarray] = None
 

@@ -17,16 +17,15 @@ import dataclasses
 import hashlib
 import signal
 import threading
-import time
 import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import keras
 import numpy as np
 import tensorflow as tf
-from numpy.typing import ArrayLike
 
 from keras_conductance import quadrature
+from keras_conductance.attribution import channel_axes, check_channel_axes
 from keras_conductance.cache import cached, compiled
 from keras_conductance.checkpoint import Checkpoint, weights_digest
 from keras_conductance.progress import Progress
@@ -70,7 +69,8 @@ class DatasetConductance:
             class), ``"label"``, ``"class <k>"`` or ``"callable"``.
         n_steps: steps of the integration rule.
         method: the integration rule.
-        is_cut: layer -> whether the layer alone cuts the network.
+        is_cut: layer -> whether the layer alone cuts the network (None: a
+            unit inside a layer, unknown).
         batches: batches summed, all told.
         resumed_batches: how many of them came from a checkpoint
             (``checkpoint_dir``) rather than this call.
@@ -87,7 +87,7 @@ class DatasetConductance:
     target: str
     n_steps: int
     method: str
-    is_cut: Dict[str, bool]
+    is_cut: Dict[str, Optional[bool]]
     batches: int = 0
     resumed_batches: int = 0
 
@@ -247,7 +247,7 @@ class _DatasetStep:
         target: None, "label", an int or a callable.
         label_slots: K, room for label ids 0..K-1 (0: no labels).
         one_hot: whether labels come one-hot.
-        channel_axis: filter axis of each layer output.
+        channel_axis: filter axis of each layer output, one per layer.
         strategy: the ``tf.distribute`` strategy.
         const_shapes: per-example shapes of the held-constant inputs.
     """
@@ -262,11 +262,11 @@ class _DatasetStep:
         self.target_fn = target if callable(target) else None
         self.label_slots = label_slots
         self.one_hot = one_hot
-        self.channel_axis = channel_axis
+        self.channel_axes = list(channel_axis)
         self.strategy = strategy
         path_shapes = [tuple(b.shape[1:]) for b in baselines]
         self.layer_shapes = self.engine.layer_shapes(path_shapes, const_shapes)
-        _check_channel_axis(channel_axis, self.layer_shapes)
+        check_channel_axes(dict(zip(explainer.layers, self.channel_axes)), self.layer_shapes)
         self._forward = self.engine.forward_function(path_shapes, const_shapes)
         self._compiled = {}
 
@@ -287,12 +287,12 @@ class _DatasetStep:
     def tracing_count(self) -> int:
         return sum(f.experimental_get_tracing_count() for f in self._compiled.values())
 
-    def _per_filter(self, values: tf.Tensor) -> tf.Tensor:
+    def _per_filter(self, values: tf.Tensor, channel_axis: int) -> tf.Tensor:
         """``(b, *Y) -> (b, C)``: sum over every axis but batch and channel."""
         rank = values.shape.rank
         if rank == 2:
             return values
-        channel = self.channel_axis % rank
+        channel = channel_axis % rank
         return tf.reduce_sum(values, axis=[a for a in range(1, rank) if a != channel])
 
     def _targets(self, xs, consts, label_ids):
@@ -322,7 +322,8 @@ class _DatasetStep:
         sums = {name: tf.constant(0.0) for name in ("count", "output_diff", "abs_output_diff",
                                                      "nonfinite", "unchanged")}
         for k, shape in enumerate(self.layer_shapes):
-            filters = shape[(self.channel_axis % (len(shape) + 1)) - 1]  # shape has no batch axis
+            # shape has no batch axis
+            filters = shape[(self.channel_axes[k] % (len(shape) + 1)) - 1]
             sums[f"filters_{k}"] = tf.zeros([filters])
             sums[f"abs_delta_{k}"] = tf.constant(0.0)
             if self.label_slots:
@@ -361,7 +362,7 @@ class _DatasetStep:
                                                    tf.float32)),
                 "unchanged": tf.reduce_sum(tf.cast(tf.equal(diff, 0.0), tf.float32))}
         for k, values in enumerate(conductance):
-            per_filter = self._per_filter(values)
+            per_filter = self._per_filter(values, self.channel_axes[k])
             total = tf.reduce_sum(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
             sums[f"filters_{k}"] = tf.reduce_sum(per_filter, axis=0)
             sums[f"abs_delta_{k}"] = tf.reduce_sum(tf.abs(total - diff))
@@ -381,17 +382,6 @@ class _DatasetStep:
             key: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
             for key, value in per_replica.items()
         }
-
-
-def _check_channel_axis(channel_axis: int, layer_shapes):
-    for shape in layer_shapes:
-        rank = len(shape) + 1  # with the batch axis
-        if not -rank <= channel_axis < rank or channel_axis % rank == 0:
-            raise ValueError(
-                f"`channel_axis` must name a non-batch axis of every layer output; "
-                f"a layer here has rank {rank} (batch, {', '.join(map(str, shape))}). "
-                f"Received: channel_axis={channel_axis!r}."
-            )
 
 
 # -- progress ------------------------------------------------------------------
@@ -439,7 +429,7 @@ def conductance_over_dataset(
     pre_softmax: bool = False,
     steps: Optional[int] = None,
     num_labels: Optional[int] = None,
-    channel_axis: int = -1,
+    channel_axis: Union[int, Dict[str, int]] = -1,
     strategy: Optional[tf.distribute.Strategy] = None,
     checkpoint_dir: Optional[str] = None,
     checkpoint_every: int = 10,
@@ -479,7 +469,9 @@ def conductance_over_dataset(
         num_labels: label ids run 0..num_labels-1. Default: the one-hot
             width, else the number of model outputs (at least 2).
         channel_axis: axis of the layer outputs that holds the filters (-1
-            channels-last, 1 channels-first).
+            channels-last, 1 channels-first), or a dict ``{unit: axis}``
+            (others -1), e.g. ``{"block/attention_output:input": -2}`` for
+            per-head means beside per-neuron FFN means.
         strategy: a ``tf.distribute.Strategy``; default the strategy whose
             scope is active (or the default single-device one).
         batch_size: about this many rows (examples x path points) per
@@ -551,10 +543,11 @@ def conductance_over_dataset(
     slots = 0 if label_spec is None else _label_slots(label_spec, target, n_outputs, num_labels)
     per_replica = -(-prep.n // strategy.num_replicas_in_sync)
     m = _rows_per_example(batch_size, per_replica, rule.n_points)
+    axes = tuple(channel_axes(channel_axis, explainer.layers).values())
     step = _cached_step(
         explainer, rule, m, starts, target, slots,
         label_spec is not None and _is_one_hot(label_spec),
-        channel_axis, strategy, [c.shape[1:] for c in prep.consts],
+        axes, strategy, [c.shape[1:] for c in prep.consts],
     )
     checkpoint = None
     if checkpoint_dir is not None:
@@ -565,7 +558,7 @@ def conductance_over_dataset(
             jit_compile=explainer._engine.jit_compile, target=_target_fingerprint(target),
             baselines=[hashlib.sha256(np.ascontiguousarray(b).tobytes()).hexdigest()
                        + str(b.shape) for b in starts],
-            pre_softmax=pre_softmax, label_slots=slots, channel_axis=channel_axis,
+            pre_softmax=pre_softmax, label_slots=slots, channel_axis=list(axes),
             steps=steps, replicas=strategy.num_replicas_in_sync,
             dataset=repr(dataset.element_spec), batches=int(dataset.cardinality()),
         ))

@@ -190,7 +190,7 @@ class NeuronConductance:
 
     def _reverse_step(self, target_fn):
         """One masked VJP per (row, filter), vectorised over the filters."""
-        probe, sum_axes = self._probe, self._sum_axes
+        sum_axes = self._sum_axes
         rows_of, _ = self._common(target_fn)
 
         def step(xs, xbs, consts, alphas, weights, target, filters):

@@ -100,7 +100,7 @@ class TapRecorder:
                 patched.append((layer, had, vars(layer).get("call")))
                 value = None if replace is None else replace[i]
                 object.__setattr__(layer, "call",
-                                   _wrap(layer.call, record.seen[i], tap.where, value))
+                                   _wrap(layer.call, record.seen[i], tap, value))
             yield record
         finally:
             for layer, had, previous in reversed(patched):
@@ -110,16 +110,22 @@ class TapRecorder:
                     object.__delattr__(layer, "call")
 
 
-def _wrap(call, seen: list, where: str, value=None):
+def _several(tap: Tap, what: str, value) -> ValueError:
+    count = len(value)
+    return ValueError(
+        f"Cannot tap {tap.name!r}: the {what} of that sublayer is a "
+        f"{type(value).__name__} of {count} values, not one set of units. Tap the "
+        "output of a sublayer that produces just one of them, or the input "
+        "(':input') of the sublayer that consumes it."
+    )
+
+
+def _wrap(call, seen: list, tap: Tap, value=None):
     def tapped(*args, **kwargs):
-        if where == "input":
+        if tap.where == "input":
             first = args[0] if args else next(iter(kwargs.values()))
             if isinstance(first, (list, tuple, dict)):
-                raise ValueError(
-                    f"Cannot tap the input of {getattr(call, '__self__', call)!r}: it takes "
-                    "several tensors (a list or dict), not one set of units. Tap the "
-                    "output of one of the layers that produce them instead."
-                )
+                raise _several(tap, "first input", first)
             if args:
                 first = tf.identity(args[0]) if value is None else value
                 args = (first,) + tuple(args[1:])
@@ -130,6 +136,10 @@ def _wrap(call, seen: list, where: str, value=None):
             seen.append(first)
             return call(*args, **kwargs)
         out = call(*args, **kwargs)
+        if isinstance(out, (list, tuple, dict)):
+            # e.g. MultiHeadAttention(return_attention_scores=True), an RNN
+            # with return_state=True.
+            raise _several(tap, "output", out)
         if value is not None:
             out = tf.cast(value, out.dtype)
         seen.append(out)

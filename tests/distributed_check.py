@@ -70,7 +70,41 @@ def main():
         np.testing.assert_allclose(
             result.mean_output_diff, reference.output_diff.mean(), RTOL, ATOL
         )
+    worst = max(worst, check_units_inside_a_layer(strategy))
     print(f"OK max|mirrored - single| = {worst:.3g}")
+
+
+def check_units_inside_a_layer(strategy):
+    """Tapped units (attention heads per head, the output projection) under
+    ``strategy.run``: the same means as one device and as ``kc.conductance``."""
+    import keras
+
+    heads, projection = "mha/attention_output:input", "mha/attention_output"
+    with strategy.scope():
+        keras.utils.set_random_seed(4)
+        inp = keras.Input((5, 6))
+        attended = keras.layers.MultiHeadAttention(2, 3, name="mha")(inp, inp)
+        pooled = keras.layers.GlobalAveragePooling1D()(attended)
+        model = keras.Model(inp, keras.layers.Dense(3)(pooled))
+    x = np.random.default_rng(4).normal(size=(9, 5, 6)).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices(x).batch(4)
+    units, axes = [heads, projection], {heads: -2}
+    single = conductance_over_dataset(model, ds, units, target=0, n_steps=8,
+                                      channel_axis=axes, verbose=0)
+    result = conductance_over_dataset(model, ds, units, target=0, n_steps=8,
+                                      channel_axis=axes, strategy=strategy, verbose=0)
+    reference = kc.conductance(model, x, units, target=0, n_steps=8, verbose=0)
+    assert result.mean[heads].shape == (2,) and result.mean[projection].shape == (6,)
+    worst = 0.0
+    for unit, axis in ((heads, -2), (projection, -1)):
+        np.testing.assert_allclose(result.mean[unit], single.mean[unit], RTOL, ATOL)
+        np.testing.assert_allclose(result.mean[unit], reference.per_filter(unit, axis).mean(0),
+                                   RTOL, ATOL)
+        worst = max(worst, float(np.abs(result.mean[unit] - single.mean[unit]).max()))
+    # The projection is linear: all heads together carry the projection's flow.
+    np.testing.assert_allclose(result.mean[heads].sum(), result.mean[projection].sum(),
+                               1e-5, 1e-7)
+    return worst
 
 
 if __name__ == "__main__":

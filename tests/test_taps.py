@@ -113,6 +113,67 @@ def test_heads_add_up_to_the_attention_output():
                                rtol=1e-5)
 
 
+def test_ffn_neurons_add_up_to_the_ffn_output_and_measures_take_taps():
+    model = encoder(seed=7)
+    x = np.random.default_rng(7).normal(size=(3, 5, 6)).astype("float32")
+    neurons, ffn_out = "block/ffn_in", "block/ffn_out"
+    measures = kc.measures(model, x, [neurons, ffn_out], target=1, n_steps=8)
+    cond = measures.conductance
+    # ffn_out is linear in the neurons: their flow is its flow at every path
+    # interval. (Neurons + the block's residual input would count the
+    # residual twice: in a pre-norm block it also feeds the FFN.)
+    np.testing.assert_allclose(cond[neurons].reshape(3, -1).sum(1),
+                               cond[ffn_out].reshape(3, -1).sum(1), rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(
+        cond[neurons], kc.conductance(model, x, [neurons, ffn_out], target=1, n_steps=8)[neurons])
+    # Activation and gradient x activation of a tapped unit: its value at x
+    # (the endpoint of the path) and that value times dF/d(unit) there.
+    seen = []
+    dense = model.get_layer("block").ffn_in
+    original = dense.call
+    object.__setattr__(dense, "call", lambda *a, **k: seen.append(original(*a, **k)) or seen[-1])
+    try:
+        with tf.GradientTape() as tape:
+            score = model(tf.constant(x), training=False)[:, 1]
+        grad = tape.gradient(score, seen[0]).numpy()
+    finally:
+        object.__delattr__(dense, "call")
+    np.testing.assert_allclose(measures.activation[neurons], seen[0].numpy(), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(measures.gradient_x_activation[neurons],
+                               grad * seen[0].numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_callback_follows_ffn_neurons_and_heads_with_one_axis_each(tmp_path):
+    model = encoder(seed=8)
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(True))
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(8, 5, 6)).astype("float32"), rng.integers(0, 3, 8)
+    neurons, heads = "block/ffn_in", "block/attention/attention_output:input"
+    cb = kc.ConductanceCallback(x[:3], [neurons, heads], target=0, n_steps=8,
+                                channel_axis={heads: -2}, on="epoch_end",
+                                filename=str(tmp_path / "history.csv"))
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[cb])
+    record = cb.history[-1]["conductance"]
+    attr = kc.conductance(model, x[:3], [neurons, heads], target=0, n_steps=8)
+    assert record[heads].shape == (2,) and record[neurons].shape == (10,)
+    np.testing.assert_allclose(record[heads], attr.per_filter(heads, -2).mean(0), rtol=1e-5,
+                               atol=1e-7)
+    np.testing.assert_allclose(record[neurons], attr.per_filter(neurons).mean(0), rtol=1e-5,
+                               atol=1e-7)
+    bad = kc.ConductanceCallback(x[:3], [neurons], channel_axis={"block/ffn": -2})
+    with pytest.raises(ValueError, match=r"`channel_axis` names units that are not requested: "
+                                         r"\['block/ffn'\]. Requested units: \['block/ffn_in'\]"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[bad])
+    bad = kc.ConductanceCallback(x[:3], [neurons, heads], channel_axis={heads: 4})
+    with pytest.raises(ValueError, match=r"'block/attention/attention_output:input' has rank 4 "
+                                         r"\(batch, 5, 2, 3\)\. Received: channel_axis=4"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[bad])
+    with pytest.raises(TypeError, match=r"must be an int or a dict \{unit: int\}"):
+        kc.conductance_over_dataset(model, tf.data.Dataset.from_tensor_slices(x).batch(4),
+                                    neurons, channel_axis="last", verbose=0)
+
+
 def test_tapping_a_graph_layer_equals_splitting_there(rng):
     model = small_convnet()
     x = rng.normal(size=(2, 8, 8, 2)).astype("float32")
@@ -248,13 +309,37 @@ def test_ablating_a_unit_inside_a_layer_equals_zeroing_its_weights(rng):
         edited = np.asarray(model(x))[:, 2]
         np.testing.assert_allclose(scores[:, j], full - edited, rtol=1e-4, atol=1e-6)
     dense.set_weights([kernel, bias])
-    # Heads: ablating every head of the projection's input removes the
-    # attention branch (the projection's bias stays).
+    # Heads: ablating head h's values in front of the output projection is
+    # zeroing h's slice of the value projection (softmax-weighted zeros).
     heads = kc.ablation_scores(model, x, "block/attention/attention_output:input", target=2,
                                channel_axis=-2)
-    assert heads.shape == (2, 2) and np.all(np.isfinite(heads))
+    value = model.get_layer("block").attention._value_dense
+    kernel, bias = value.get_weights()  # (dim, heads, head_dim), (heads, head_dim)
+    for h in range(2):
+        k, b = kernel.copy(), bias.copy()
+        k[:, h], b[h] = 0.0, 0.0
+        value.set_weights([k, b])
+        np.testing.assert_allclose(heads[:, h], full - np.asarray(model(x))[:, 2],
+                                   rtol=1e-4, atol=1e-6)
+    value.set_weights([kernel, bias])
+    # Ablating FFN neurons 0, 1, 2, ... until the class changes: the count
+    # agrees with zeroing that many neurons' weights by hand.
     flip = kc.ablate_until_flip(model, x, "block/ffn_in", np.arange(10))
-    assert flip.n_ablated.shape == (2,)
+    assert flip.flipped.any()
+
+    def predicted(i, n):
+        k, b = kernel.copy(), bias.copy()
+        k[:, :n], b[:n] = 0.0, 0.0
+        dense.set_weights([k, b])
+        label = int(np.asarray(model(x[i:i + 1])).argmax())
+        dense.set_weights([kernel, bias])
+        return label
+
+    kernel, bias = dense.get_weights()
+    for i in np.flatnonzero(flip.flipped):
+        n = int(flip.n_ablated[i])
+        assert predicted(i, n) == flip.new_class[i] != flip.original_class[i]
+        assert predicted(i, n - 1) == flip.original_class[i]
 
 
 def test_eq2_maps_of_a_unit_inside_a_layer(rng):
@@ -296,6 +381,26 @@ def test_taps_refuse_nested_models_and_list_inputs(rng):
 
     inp = keras.Input((4,), name="x")
     merged = keras.Model(inp, keras.layers.Dense(2, name="o")(Merge(name="blk")(inp)))
-    with pytest.raises(ValueError, match=r"Cannot tap the input of .*it takes several tensors"):
+    with pytest.raises(ValueError, match=r"Cannot tap 'blk/cat:input': the first input of "
+                                         r"that sublayer is a list of 2 values"):
         kc.conductance(merged, rng.normal(size=(1, 4)).astype("float32"), "blk/cat:input")
     assert "call" not in vars(merged.get_layer("blk").cat)
+
+    class Scores(keras.layers.Layer):
+        """Attention that also returns its scores: a tuple, not one tensor."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.mha = keras.layers.MultiHeadAttention(2, 2, name="mha")
+
+        def call(self, t):
+            out, _ = self.mha(t, t, return_attention_scores=True)
+            return out
+
+    inp = keras.Input((3, 4), name="x")
+    pooled = keras.layers.Flatten()(Scores(name="att")(inp))
+    scored = keras.Model(inp, keras.layers.Dense(2)(pooled))
+    with pytest.raises(ValueError, match=r"Cannot tap 'att/mha': the output of that "
+                                         r"sublayer is a tuple of 2 values.*':input'"):
+        kc.conductance(scored, rng.normal(size=(1, 3, 4)).astype("float32"), "att/mha")
+    assert "call" not in vars(scored.get_layer("att").mha)

@@ -17,7 +17,7 @@ import tensorflow as tf
 from numpy.typing import ArrayLike
 
 from keras_conductance.adapter import as_names
-from keras_conductance.attribution import Attribution
+from keras_conductance.attribution import Attribution, channel_axes, check_channel_axes
 from keras_conductance.callbacks import _images
 from keras_conductance.explainer import Conductance
 from keras_conductance.folders import check_writable
@@ -112,7 +112,9 @@ class ConductanceCallback(keras.callbacks.Callback):
             1-based number is a multiple of ``freq``). ``evaluate`` always
             computes.
         steps: batches taken from a ``tf.data.Dataset`` probe set.
-        channel_axis: axis of the layer outputs holding the filters.
+        channel_axis: axis of the layer outputs holding the filters, or a
+            dict ``{unit: axis}`` (others -1), e.g. -2 for attention heads
+            ``(B, T, heads, head_dim)`` beside FFN neurons on -1.
         log_dir: TensorBoard log folder, or None for no TensorBoard output.
         top_k: filters per layer to follow as scalars, per record.
         write_images: TensorBoard images: True (pixel-map overlays for
@@ -172,7 +174,7 @@ class ConductanceCallback(keras.callbacks.Callback):
         on: Union[str, Sequence[str]] = TRIGGERS,
         freq: int = 1,
         steps: int = 1,
-        channel_axis: int = -1,
+        channel_axis: Union[int, Dict[str, int]] = -1,
         log_dir: Optional[str] = None,
         top_k: int = 5,
         write_images: Union[bool, str] = True,
@@ -299,6 +301,9 @@ class ConductanceCallback(keras.callbacks.Callback):
         explainer = self._get_explainer()
         prepared = explainer.adapter.prepare(inputs, self.baselines)  # shapes, dtypes, NaN
         explainer._target(self._explained_target(labels), prepared)  # class range
+        shapes = explainer._engine.layer_shapes([x.shape[1:] for x in prepared.xs],
+                                                [c.shape[1:] for c in prepared.consts])
+        check_channel_axes(channel_axes(self.channel_axis, self.layers), shapes)
         self._check_images(inputs, prepared.n)
 
     def _check_images(self, inputs, n_examples: int):
@@ -350,7 +355,8 @@ class ConductanceCallback(keras.callbacks.Callback):
             attr = self._get_explainer()(
                 inputs, target=self._explained_target(labels), baselines=self.baselines
             )
-            per_filter = {n: attr.per_filter(n, self.channel_axis) for n in self.layers}  # (B, C)
+            axes = channel_axes(self.channel_axis, self.layers)
+            per_filter = {n: attr.per_filter(n, axes[n]) for n in self.layers}  # (B, C)
             record = {
                 "epoch": epoch,
                 "iteration": self._iteration(),
@@ -533,7 +539,7 @@ class ConductanceCallback(keras.callbacks.Callback):
             self._neuron[layer] = NeuronConductance(
                 self.model, layer, output=self.output, interpolate=self.interpolate,
                 jit_compile=self.jit_compile, pre_softmax=self.pre_softmax,
-                channel_axis=self.channel_axis)
+                channel_axis=channel_axes(self.channel_axis, self.layers)[layer])
         return self._neuron[layer]
 
     # -- history file --------------------------------------------------------
