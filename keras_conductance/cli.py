@@ -69,7 +69,7 @@ def _checks(model, inputs, baselines, measures, images, names, start, args):
     top = cond.top_filters(layer, min(3, cond.per_filter(layer).shape[1]))
     target = None if np.any(cond.target < 0) else cond.target
     ablation = None
-    if cond.is_cut[layer]:
+    if cond.is_cut[layer] is not False:  # a cut, or a unit inside a layer
         common = dict(target=target, filters=top, output=args.output, start_layer=start,
                       pre_softmax=args.pre_softmax)
         drops = kc.ablation_scores(model, inputs, layer, **common)
@@ -239,6 +239,16 @@ def _report(args) -> int:
                             n_steps=args.n_steps, tolerance=args.tolerance,
                             pre_softmax=args.pre_softmax, max_steps=args.max_steps,
                             verbose=0 if args.json else 1)
+    unchecked = None
+    if explainer.tolerance is not None and not explainer.checks_completeness:
+        # A unit inside a layer, or a layer that other paths bypass: nothing
+        # must add up to F(x) - F(x'), so there is nothing to refine against.
+        unchecked = (f"None of {args.layer} is a cut of the network (units inside a layer "
+                     "count as unknown), so completeness cannot be checked and --tolerance "
+                     f"is not applied: every input ran at --n-steps {args.n_steps}. Add a "
+                     "layer that every path crosses (e.g. a block's output) to check it.")
+        say("Note: " + unchecked)
+        explainer.tolerance = None
     target = None if args.target == "top" else _class_index(args.target)
     class_names, names_note = class_names_for(_n_classes(model, output), labels)
     measures = explainer.explain(inputs, target=target, baselines=baselines)
@@ -248,7 +258,7 @@ def _report(args) -> int:
     ablation, figures = _checks(model, inputs, baselines, measures, images, names, start, args)
     notes = [f"Model {args.model}; inputs {args.inputs}; baseline: "
              + ("zero embedding" if start else baseline_text) + "; explained score: "
-             + _explained(target, args, class_names) + "."]
+             + _explained(target, args, class_names) + "."] + ([unchecked] if unchecked else [])
     files = report.write_report(
         args.out, measures, images=images, names=names, class_names=class_names,
         score_unit=_score_unit(model, args), title=f"Conductance report: {model.name}",

@@ -126,6 +126,13 @@ class Conductance:
         self._squash = self.adapter.squash
 
     @property
+    def checks_completeness(self) -> bool:
+        """Whether some requested layers form a cut, whose conductances must
+        add up to F(x) - F(x'): what ``tolerance`` refines against. Units
+        inside layers (``is_cut`` None) never count."""
+        return bool(self._convergence_groups())
+
+    @property
     def tracing_count(self) -> int:
         """How many times the compiled functions were traced (for tests)."""
         return self._engine.tracing_count

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import pathlib
+import re
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -61,7 +62,8 @@ def summary(measures: Measures, top_k: int = 5, *, names: Optional[Sequence[str]
                 "sum": float(per_filter.sum()),
                 "delta": delta,
                 "relative_delta": _relative(delta, change),
-                "is_cut": bool(cond.is_cut[layer]),
+                # None: a unit inside a layer, whose cut status is unknown.
+                "is_cut": None if cond.is_cut[layer] is None else bool(cond.is_cut[layer]),
             }
         target = int(cond.target[i])
         example = {"name": str(names[i]) if names is not None else f"example {i}",
@@ -107,6 +109,11 @@ def _captions(info: dict) -> List[str]:
     return [f"{short(ex['name'])}\n{short(ex['class_name'])}" for ex in info["examples"]]
 
 
+def _file_name(name: str) -> str:
+    """A unit's name as a file name: "block/ffn:input" -> "block_ffn_input"."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
 def _figure_blocks(out: pathlib.Path, cond, info, images, unit, extra_figures, written):
     """Saves each figure as a PNG and returns its HTML blocks."""
     import matplotlib.pyplot as plt
@@ -118,7 +125,7 @@ def _figure_blocks(out: pathlib.Path, cond, info, images, unit, extra_figures, w
         name, fig = item[0], item[1]
         title = item[2] if len(item) > 2 else name.replace("_", " ")
         caption = item[3] if len(item) > 3 else ""
-        png = out / f"{name}.png"
+        png = out / f"{_file_name(name)}.png"
         fig.savefig(png, dpi=110)
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=110)

@@ -72,6 +72,12 @@ def _table(head: Sequence[str], rows: Sequence[str]) -> str:
 
 
 def _percent(entry: dict) -> str:
+    # Only a cut's conductances must add up to F(x) - F(x'); for other units
+    # the gap is the flow that bypasses them, not an error.
+    if entry.get("is_cut") is False:
+        return "not a cut (part of the flow)"
+    if "is_cut" in entry and entry["is_cut"] is None:
+        return "unknown (unit inside a layer)"
     share = entry.get("relative_delta")
     if share is None:
         return "n/a (F(x) = F(x\u2032))"

@@ -320,3 +320,34 @@ def test_tensorflow_logs_are_quiet_only_in_the_command(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["train.py"])
     monkeypatch.setattr(sys, "orig_argv", ["python", "train.py"])
     assert not keras_conductance._is_command_line()  # a user's program keeps its logging
+
+
+def test_report_on_a_unit_inside_a_layer(tmp_path):
+    keras.utils.set_random_seed(2)
+    inp = keras.Input((5, 6), name="x")
+    attended = keras.layers.MultiHeadAttention(2, 3, name="mha")(inp, inp)
+    out = keras.layers.Dense(3, name="logits")(keras.layers.GlobalAveragePooling1D()(attended))
+    model = keras.Model(inp, out)
+    model.save(tmp_path / "attention.keras")
+    x = np.random.default_rng(2).normal(size=(2, 5, 6)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    unit = "mha/attention_output"  # the output projection, inside the MHA layer
+    assert cli.main(["report", str(tmp_path / "attention.keras"), "--layer", unit, "--inputs",
+                     str(tmp_path / "x.npy"), "--out", str(tmp_path / "r"), "--json",
+                     "--n-steps", "8"]) == 0
+    info = json.loads((tmp_path / "r" / "report.json").read_text())
+    expected = kc.conductance(model, x, unit, n_steps=8)
+    for i, ex in enumerate(info["examples"]):
+        entry = ex["layers"][unit]
+        assert entry["is_cut"] is None  # unknown, not "not a cut"
+        np.testing.assert_allclose(entry["sum"], expected[unit][i].sum(), rtol=1e-4, atol=1e-6)
+        top = expected.top_filters(unit, 3)[i]
+        drops = kc.ablation_scores(model, x[i:i + 1], unit, target=int(expected.target[i]),
+                                   filters=top)[0]
+        np.testing.assert_allclose([c["ablation_drop"] for c in ex["ablation_check"]], drops,
+                                   rtol=1e-4, atol=1e-6)
+    # "/" and ":" in a unit's name do not make folders.
+    assert (tmp_path / "r" / "mha_attention_output_heatmap.png").stat().st_size > 5000
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "completeness cannot be checked and --tolerance is not applied" in html
+    assert "unknown (unit inside a layer)" in html
