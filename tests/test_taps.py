@@ -274,12 +274,18 @@ def test_gpt2_next_token_logit_and_vit_blocks():
     next_logit = lambda seq: tf.reduce_sum(seq[:, -1, :] * row, axis=-1)  # noqa: E731
     units = [f"transformer_layer_{i}/feedforward_intermediate_dense" for i in range(2)]
     units += [f"transformer_layer_{i}/self_attention/attention_output:input" for i in range(2)]
-    attr = kc.conductance(gpt2, inputs, units + ["transformer_layer_1"], target=next_logit,
-                          start_layer="token_embedding", n_steps=32)
+    before = np.asarray(gpt2(inputs))
+    explainer = kc.Conductance(gpt2, units + ["transformer_layer_1"],
+                               start_layer="token_embedding", n_steps=32)
+    attr = explainer(inputs, target=next_logit)
     assert attr[units[0]].shape == (2, 8, 32) and attr[units[2]].shape == (2, 8, 2, 8)
     expected = np.asarray(next_logit(gpt2(inputs)))
     np.testing.assert_allclose(attr.output_at_input, expected, rtol=1e-5, atol=1e-6)
     assert np.abs(attr.relative_delta(["transformer_layer_1"])).max() < 0.01
+    traced = explainer.tracing_count
+    explainer({k: v[::-1] for k, v in inputs.items()}, target=next_logit)
+    assert explainer.tracing_count == traced
+    np.testing.assert_array_equal(np.asarray(gpt2(inputs)), before)
 
     vit = keras_hub.models.ViTBackbone(image_shape=(16, 16, 3), patch_size=8, num_layers=2,
                                        num_heads=2, hidden_dim=8, mlp_dim=16)
@@ -290,8 +296,12 @@ def test_gpt2_next_token_logit_and_vit_blocks():
     units = [f"{b}/mlp/dense_1" for b in blocks] + [f"{b}/mha/attention_output:input"
                                                     for b in blocks]
     before = np.asarray(classifier(images))
-    attr = kc.conductance(classifier, images, units + [f"{blocks[1]}:output"], n_steps=16)
+    explainer = kc.Conductance(classifier, units + [f"{blocks[1]}:output"], n_steps=16)
+    attr = explainer(images)
     assert attr[units[0]].shape == (2, 5, 16) and attr[units[2]].shape == (2, 5, 2, 4)
+    traced = explainer.tracing_count
+    explainer(images[::-1], target=1)
+    assert explainer.tracing_count == traced
     np.testing.assert_array_equal(np.asarray(classifier(images)), before)
 
 
