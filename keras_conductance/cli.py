@@ -66,12 +66,13 @@ def _checks(model, inputs, baselines, measures, images, names, start, args):
 
     cond = measures.conductance
     layer = cond.layers[-1]
-    top = cond.top_filters(layer, min(3, cond.per_filter(layer).shape[1]))
+    axis = args.channel_axes[layer]
+    top = cond.top_filters(layer, min(3, cond.per_filter(layer, axis).shape[1]), axis)
     target = None if np.any(cond.target < 0) else cond.target
     ablation = None
     if cond.is_cut[layer] is not False:  # a cut, or a unit inside a layer
         common = dict(target=target, filters=top, output=args.output, start_layer=start,
-                      pre_softmax=args.pre_softmax)
+                      pre_softmax=args.pre_softmax, channel_axis=axis)
         drops = kc.ablation_scores(model, inputs, layer, **common)
         # Conductance starts at the baseline's activation, not at zero: this
         # second check removes that difference (the main cause of disagreement).
@@ -85,11 +86,11 @@ def _checks(model, inputs, baselines, measures, images, names, start, args):
         from keras_conductance.studies import pixel_maps
 
         maps = pixel_maps(model, inputs[shown], layer, top[shown],
-                          np.take_along_axis(cond.per_filter(layer), top, 1)[shown],
+                          np.take_along_axis(cond.per_filter(layer, axis), top, 1)[shown],
                           pixels=(255 * images[shown]).astype("uint8"), titles=names[shown],
                           target=None if target is None else target[shown],
                           output=args.output, pre_softmax=args.pre_softmax,
-                          n_steps=args.n_steps)
+                          n_steps=args.n_steps, channel_axis=axis)
         figures.append((f"{layer}_pixel_maps", maps.plot(),
                         f"Where in each image the top filters of {layer} conduct (Eq. 2 "
                         "pixel maps)",
@@ -123,7 +124,8 @@ def _token_figure(model, inputs, layer, top, names, target, start, args):
         maps = kc.neuron_conductance(model, _take(inputs, slice(i, i + 1)), layer, top[i],
                                      output=args.output, start_layer=start,
                                      target=None if target is None else target[i:i + 1],
-                                     pre_softmax=args.pre_softmax, n_steps=args.n_steps)[0]
+                                     pre_softmax=args.pre_softmax, n_steps=args.n_steps,
+                                     channel_axis=args.channel_axes[layer])[0]
         maps = maps.reshape(len(top[i]), -1)
         limit = float(np.abs(maps).max()) or 1.0
         ax.imshow(maps, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
@@ -134,6 +136,31 @@ def _token_figure(model, inputs, layer, top, names, target, start, args):
                  fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def _channel_axes(specs, explainer, inputs, baselines) -> dict:
+    """``--channel-axis`` values ("AXIS" or "UNIT=AXIS") as {unit: axis},
+    checked against the units' output shapes before any work."""
+    from keras_conductance.attribution import channel_axes, check_channel_axes
+
+    given = {}
+    for spec in specs or []:
+        unit, _, axis = spec.rpartition("=")
+        try:
+            value = int(axis)
+        except ValueError:
+            raise ValueError(f"--channel-axis takes AXIS or UNIT=AXIS with an integer AXIS. "
+                             f"Received: {spec!r}.") from None
+        if unit:
+            given[unit] = value
+        else:
+            given.update({n: value for n in explainer.layers})
+    axes = channel_axes(given, explainer.layers)
+    prepared = explainer.adapter.prepare(inputs, baselines)
+    shapes = explainer._engine.layer_shapes([x.shape[1:] for x in prepared.xs],
+                                            [c.shape[1:] for c in prepared.consts])
+    check_channel_axes(axes, shapes)
+    return axes
 
 
 def _check_out_folder(out: str):
@@ -229,8 +256,6 @@ def _report(args) -> int:
     pixels = inputs if kind == "image" else None  # 0..255, for the report's pictures
     inputs, baselines, baseline_text = _scale_and_baselines(model, inputs, kind, args, say)
     start = _start_layer(model, args.start_layer, kind)
-    say(f"Explaining {len(names)} {kind} input(s) at layers {args.layer} "
-        f"(tolerance {args.tolerance}, up to {args.max_steps} steps) ...")
     output = args.output
     if output is not None and output.lstrip("-").isdigit():
         output = int(output)
@@ -239,6 +264,7 @@ def _report(args) -> int:
                             n_steps=args.n_steps, tolerance=args.tolerance,
                             pre_softmax=args.pre_softmax, max_steps=args.max_steps,
                             verbose=0 if args.json else 1)
+    args.channel_axes = _channel_axes(args.channel_axis, explainer, inputs, baselines)
     unchecked = None
     if explainer.tolerance is not None and not explainer.checks_completeness:
         # A unit inside a layer, or a layer that other paths bypass: nothing
@@ -249,6 +275,9 @@ def _report(args) -> int:
                      "layer that every path crosses (e.g. a block's output) to check it.")
         say("Note: " + unchecked)
         explainer.tolerance = None
+    say(f"Explaining {len(names)} {kind} input(s) at layers {args.layer} "
+        + (f"({args.n_steps} steps) ..." if explainer.tolerance is None else
+           f"(tolerance {args.tolerance}, up to {args.max_steps} steps) ..."))
     target = None if args.target == "top" else _class_index(args.target)
     class_names, names_note = class_names_for(_n_classes(model, output), labels)
     measures = explainer.explain(inputs, target=target, baselines=baselines)
@@ -263,7 +292,7 @@ def _report(args) -> int:
         args.out, measures, images=images, names=names, class_names=class_names,
         score_unit=_score_unit(model, args), title=f"Conductance report: {model.name}",
         ablation=ablation, extra_figures=figures,
-        notes=notes + ([names_note] if names_note else []),
+        notes=notes + ([names_note] if names_note else []), channel_axes=args.channel_axes,
     )
     if args.json:
         info = json.loads(files[0].read_text())  # report.json: names, ablation check
@@ -304,6 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("model", help="a model saved with model.save('...keras')")
     rep.add_argument("--layer", action="append", required=True,
                      help="layer to explain (repeat for several)")
+    rep.add_argument("--channel-axis", action="append", default=None, metavar="[UNIT=]AXIS",
+                     help="axis of the units' outputs that holds the filters (default -1); "
+                          "UNIT=AXIS sets it for one unit, e.g. "
+                          "'block/attention/attention_output:input=-2' for attention heads "
+                          "(repeat for several)")
     rep.add_argument("--inputs", required=True,
                      help=".npy array, .npz with one array per named model input, image file, "
                           "folder of images, or .txt (one sentence per line)")

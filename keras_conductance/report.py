@@ -12,7 +12,7 @@ import io
 import json
 import pathlib
 import re
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -34,7 +34,8 @@ def _relative(delta: float, change: float) -> Optional[float]:
 
 def summary(measures: Measures, top_k: int = 5, *, names: Optional[Sequence[str]] = None,
             class_names: Optional[Sequence[str]] = None,
-            labels: Optional[Sequence[int]] = None) -> dict:
+            labels: Optional[Sequence[int]] = None,
+            channel_axes: Optional[Dict[str, int]] = None) -> dict:
     """JSON-ready per-example summary: top filters and completeness per layer.
 
     Args:
@@ -43,17 +44,20 @@ def summary(measures: Measures, top_k: int = 5, *, names: Optional[Sequence[str]
         names: example names (default ``"example 0"``, ...).
         class_names: names of the output's classes, index order.
         labels: true classes, stored beside the explained one.
+        channel_axes: each unit's filter axis (default -1), e.g. -2 for
+            attention heads ``(B, T, heads, head_dim)``.
 
     Returns:
         ``{"method", "layers", "examples": [...]}``.
     """
     cond = measures.conductance
+    axes = channel_axes or {}
     examples = []
     for i in range(len(cond.output_diff)):
         change = float(cond.output_diff[i])
         layers = {}
         for layer in cond.layers:
-            per_filter = cond.per_filter(layer)[i]
+            per_filter = cond.per_filter(layer, axes.get(layer, -1))[i]
             order = np.argsort(-per_filter)[:top_k]
             delta = float(cond.delta[layer][i])
             layers[layer] = {
@@ -83,9 +87,9 @@ def _disagrees(conductance: float, drop: float, change: float) -> bool:
     return conductance * drop < 0 and min(abs(conductance), abs(drop)) > floor
 
 
-def _add_ablation(info: dict, cond, ablation: dict) -> None:
+def _add_ablation(info: dict, cond, ablation: dict, channel_axes: Dict[str, int]) -> None:
     """Stores each example's ablation check, with sign disagreements flagged."""
-    per_filter = cond.per_filter(ablation["layer"])
+    per_filter = cond.per_filter(ablation["layer"], channel_axes.get(ablation["layer"], -1))
     extra = ablation.get("baseline_drops")
     for i, ex in enumerate(info["examples"]):
         change = ex["score_at_input"] - ex["score_at_baseline"]
@@ -114,12 +118,12 @@ def _file_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
-def _figure_blocks(out: pathlib.Path, cond, info, images, unit, extra_figures, written):
+def _figure_blocks(out: pathlib.Path, cond, info, images, unit, extra_figures, written, axes):
     """Saves each figure as a PNG and returns its HTML blocks."""
     import matplotlib.pyplot as plt
 
     names = [ex["name"] for ex in info["examples"]]
-    made = report_figures.figures(cond, names, images, _captions(info), unit)
+    made = report_figures.figures(cond, names, images, _captions(info), unit, axes)
     blocks = []
     for item in list(made) + list(extra_figures):
         name, fig = item[0], item[1]
@@ -140,7 +144,8 @@ def write_report(out_dir, measures: Measures, *, images: Optional[np.ndarray] = 
                  class_names: Optional[Sequence[str]] = None, score_unit: str = "score",
                  title: str = "Conductance report",
                  notes: Sequence[str] = (), ablation: Optional[dict] = None,
-                 extra_figures: Sequence = ()) -> List[pathlib.Path]:
+                 extra_figures: Sequence = (),
+                 channel_axes: Optional[Dict[str, int]] = None) -> List[pathlib.Path]:
     """Writes ``report.json``, ``report.html`` and one PNG per figure.
 
     Args:
@@ -161,23 +166,28 @@ def write_report(out_dir, measures: Measures, *, images: Optional[np.ndarray] = 
             shown beside its conductance and stored in the JSON.
         extra_figures: ``(file name, matplotlib figure[, section title[,
             caption]])`` tuples, e.g. Eq. 2 maps.
+        channel_axes: each unit's filter axis (default -1), e.g. -2 for
+            attention heads.
 
     Returns:
         The paths written.
     """
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    info = summary(measures, names=names, class_names=class_names, labels=labels)
+    axes = dict(channel_axes or {})
+    info = summary(measures, names=names, class_names=class_names, labels=labels,
+                   channel_axes=axes)
     cond = measures.conductance
     sections = [report_html.results_table(info, score_unit)]
     if ablation is not None:
-        _add_ablation(info, cond, ablation)
+        _add_ablation(info, cond, ablation, axes)
         sections.append(report_html.ablation_section(info, ablation["layer"], score_unit))
     written = [out / "report.json"]
     written[0].write_text(json.dumps(info, indent=1))
     missing = None
     try:
-        sections += _figure_blocks(out, cond, info, images, score_unit, extra_figures, written)
+        sections += _figure_blocks(out, cond, info, images, score_unit, extra_figures, written,
+                                   axes)
     except ImportError:
         missing = "Figures need matplotlib: <code>pip install matplotlib</code>."
     page = report_html.page(title, notes, info["method"], sections, missing)

@@ -6,7 +6,7 @@ coloured by the package's convention: blue positive, red negative.
 
 from __future__ import annotations
 
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -42,6 +42,10 @@ def heatmap(per_filter: np.ndarray, layer: str, names: Sequence[str], unit: str)
                    interpolation="nearest")
     ax.set_yticks(range(rows), [_short(str(n), 32) for n in names[:rows]],
                   fontsize=8 if rows <= 20 else 6)
+    # Filters are whole numbers: no 0.25 ticks when a unit has two (heads).
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(f"filter (channel) of {layer}")
     more = f" (first {rows} of {len(per_filter)} examples)" if rows < len(per_filter) else ""
     ax.set_title(f"Per-filter conductance at {layer}{more}", fontsize=10)
@@ -89,13 +93,18 @@ def top_filters(per_filter: np.ndarray, layer: str, images: np.ndarray,
 
 
 def figures(cond, names: Sequence[str], images: Optional[np.ndarray],
-            captions: Sequence[str], unit: str) -> Iterator[Tuple[str, object, str]]:
-    """Yields ``(file name, figure, section title)`` for a report."""
+            captions: Sequence[str], unit: str,
+            channel_axes: Optional[Dict[str, int]] = None) -> Iterator[Tuple[str, object, str]]:
+    """Yields ``(file name, figure, section title)`` for a report
+    (``channel_axes``: each unit's filter axis, default -1)."""
+    axes = channel_axes or {}
     for layer in cond.layers:
-        yield (f"{layer}_heatmap", heatmap(cond.per_filter(layer), layer, names, unit),
+        yield (f"{layer}_heatmap",
+               heatmap(cond.per_filter(layer, axes.get(layer, -1)), layer, names, unit),
                f"Per-filter conductance at {layer}, every example")
     if images is not None:
         layer = cond.layers[-1]
         yield (f"{layer}_top_filters",
-               top_filters(cond.per_filter(layer), layer, images, captions, unit),
+               top_filters(cond.per_filter(layer, axes.get(layer, -1)), layer, images,
+                           captions, unit),
                f"Each image and the filters of {layer} that conduct most")

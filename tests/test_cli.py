@@ -322,7 +322,7 @@ def test_tensorflow_logs_are_quiet_only_in_the_command(monkeypatch):
     assert not keras_conductance._is_command_line()  # a user's program keeps its logging
 
 
-def test_report_on_a_unit_inside_a_layer(tmp_path):
+def test_report_on_a_unit_inside_a_layer(tmp_path, capsys):
     keras.utils.set_random_seed(2)
     inp = keras.Input((5, 6), name="x")
     attended = keras.layers.MultiHeadAttention(2, 3, name="mha")(inp, inp)
@@ -332,15 +332,20 @@ def test_report_on_a_unit_inside_a_layer(tmp_path):
     x = np.random.default_rng(2).normal(size=(2, 5, 6)).astype("float32")
     np.save(tmp_path / "x.npy", x)
     unit = "mha/attention_output"  # the output projection, inside the MHA layer
-    assert cli.main(["report", str(tmp_path / "attention.keras"), "--layer", unit, "--inputs",
-                     str(tmp_path / "x.npy"), "--out", str(tmp_path / "r"), "--json",
-                     "--n-steps", "8"]) == 0
+    heads = "mha/attention_output:input"  # (B, T, heads, head_dim)
+    assert cli.main(["report", str(tmp_path / "attention.keras"), "--layer", heads, "--layer",
+                     unit, "--channel-axis", f"{heads}=-2", "--inputs", str(tmp_path / "x.npy"),
+                     "--out", str(tmp_path / "r"), "--json", "--n-steps", "8"]) == 0
     info = json.loads((tmp_path / "r" / "report.json").read_text())
-    expected = kc.conductance(model, x, unit, n_steps=8)
+    expected = kc.conductance(model, x, [heads, unit], n_steps=8)
     for i, ex in enumerate(info["examples"]):
         entry = ex["layers"][unit]
         assert entry["is_cut"] is None  # unknown, not "not a cut"
         np.testing.assert_allclose(entry["sum"], expected[unit][i].sum(), rtol=1e-4, atol=1e-6)
+        per_head = expected.per_filter(heads, -2)[i]  # one score per head
+        assert ex["layers"][heads]["top_filters"] == np.argsort(-per_head).tolist()
+        np.testing.assert_allclose(ex["layers"][heads]["top_conductance"],
+                                   np.sort(per_head)[::-1], rtol=1e-4, atol=1e-6)
         top = expected.top_filters(unit, 3)[i]
         drops = kc.ablation_scores(model, x[i:i + 1], unit, target=int(expected.target[i]),
                                    filters=top)[0]
@@ -351,3 +356,8 @@ def test_report_on_a_unit_inside_a_layer(tmp_path):
     html = (tmp_path / "r" / "report.html").read_text()
     assert "completeness cannot be checked and --tolerance is not applied" in html
     assert "unknown (unit inside a layer)" in html
+    for spec, message in [("x=-2", "not requested: ['x']"), ("heads=two", "integer AXIS"),
+                          (f"{heads}=5", "has rank 4 (batch, 5, 2, 3)")]:
+        assert message in _error(capsys, "report", tmp_path / "attention.keras", "--layer",
+                                 heads, "--channel-axis", spec, "--inputs", tmp_path / "x.npy",
+                                 "--out", tmp_path / "bad", "--json")

@@ -87,6 +87,7 @@ def pixel_maps(
     n_steps: int = 64,
     method: str = "trapezoid",
     batch_size: Optional[int] = None,
+    channel_axis: int = -1,
 ) -> PixelMaps:
     """Eq. 2 maps of each image's chosen filters, summed over channels.
 
@@ -100,12 +101,13 @@ def pixel_maps(
             inputs).
         titles: captions.
         target, baselines, output, pre_softmax: as ``neuron_conductance``.
-        n_steps, method, batch_size: as ``neuron_conductance``.
+        n_steps, method, batch_size, channel_axis: as ``neuron_conductance``.
 
     Returns:
         ``PixelMaps``.
     """
-    explainer = NeuronConductance(model, layer, output=output, pre_softmax=pre_softmax)
+    explainer = NeuronConductance(model, layer, output=output, pre_softmax=pre_softmax,
+                                  channel_axis=channel_axis)
     filters = np.asarray(filters)
     target = None if target is None else np.broadcast_to(np.asarray(target), (len(images),))
     maps = []
