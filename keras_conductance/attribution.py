@@ -7,7 +7,7 @@ from typing import Dict, ItemsView, Iterator, KeysView, List, Mapping, Optional,
 
 import numpy as np
 
-__all__ = ["Attribution", "Measures", "channel_axes", "relative_error"]
+__all__ = ["Attribution", "Measures", "relative_error"]
 
 
 def relative_error(delta: np.ndarray, output_diff: np.ndarray) -> np.ndarray:
@@ -26,6 +26,13 @@ def channel_axes(channel_axis: Union[int, Mapping[str, int]],
     A dict lets one request mix kinds of units, e.g. FFN neurons
     ``(B, T, F)`` on axis -1 with attention heads ``(B, T, heads, d)`` on
     axis -2; units it leaves out use -1.
+
+    Args:
+        channel_axis: an int for every unit, or ``{unit: int}``.
+        layers: the requested unit names, in order.
+
+    Returns:
+        ``{unit: axis}`` for every name in ``layers``, in that order.
 
     Raises:
         ValueError: a dict key that is not one of ``layers``.
@@ -51,8 +58,16 @@ def channel_axes(channel_axis: Union[int, Mapping[str, int]],
 
 
 def check_channel_axes(axes: Mapping[str, int], layer_shapes: Sequence[tuple]) -> None:
-    """Raises ValueError unless each unit's axis is a non-batch axis of its
-    output (``layer_shapes``: per-example shapes, no batch axis, in order)."""
+    """Checks that each unit's filter axis is a non-batch axis of its output.
+
+    Args:
+        axes: ``{unit: axis}`` as ``channel_axes`` returns it.
+        layer_shapes: per-example output shapes (no batch axis), one per
+            unit, in the order of ``axes``.
+
+    Raises:
+        ValueError: an axis out of range, or the batch axis.
+    """
     for (name, axis), shape in zip(axes.items(), layer_shapes):
         rank = len(shape) + 1  # with the batch axis
         if not -rank <= axis < rank or axis % rank == 0:

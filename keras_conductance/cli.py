@@ -143,7 +143,7 @@ def _channel_axes(specs, explainer, inputs, baselines) -> dict:
     checked against the units' output shapes before any work."""
     from keras_conductance.attribution import channel_axes, check_channel_axes
 
-    given = {}
+    default, given = -1, {}
     for spec in specs or []:
         unit, _, axis = spec.rpartition("=")
         try:
@@ -154,12 +154,17 @@ def _channel_axes(specs, explainer, inputs, baselines) -> dict:
         if unit:
             given[unit] = value
         else:
-            given.update({n: value for n in explainer.layers})
-    axes = channel_axes(given, explainer.layers)
-    prepared = explainer.adapter.prepare(inputs, baselines)
-    shapes = explainer._engine.layer_shapes([x.shape[1:] for x in prepared.xs],
-                                            [c.shape[1:] for c in prepared.consts])
-    check_channel_axes(axes, shapes)
+            default = value  # for the units no UNIT=AXIS names, in any order
+    try:
+        axes = channel_axes(given, explainer.layers)
+        axes = {n: given.get(n, default) for n in axes}
+        prepared = explainer.adapter.prepare(inputs, baselines)
+        shapes = explainer._engine.layer_shapes([x.shape[1:] for x in prepared.xs],
+                                                [c.shape[1:] for c in prepared.consts])
+        check_channel_axes(axes, shapes)
+    except ValueError as error:  # the library's words, in the command's terms
+        raise ValueError(str(error).replace("`channel_axis`", "--channel-axis").replace(
+            "(a dict {unit: axis} sets one per unit)", "(UNIT=AXIS sets one per unit)")) from None
     return axes
 
 

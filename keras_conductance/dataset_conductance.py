@@ -558,7 +558,10 @@ def conductance_over_dataset(
             jit_compile=explainer._engine.jit_compile, target=_target_fingerprint(target),
             baselines=[hashlib.sha256(np.ascontiguousarray(b).tobytes()).hexdigest()
                        + str(b.shape) for b in starts],
-            pre_softmax=pre_softmax, label_slots=slots, channel_axis=list(axes),
+            pre_softmax=pre_softmax, label_slots=slots,
+            # An int as before (older checkpoints stay resumable); a dict as given.
+            channel_axis=dict(zip(explainer.layers, axes))
+            if isinstance(channel_axis, dict) else channel_axis,
             steps=steps, replicas=strategy.num_replicas_in_sync,
             dataset=repr(dataset.element_spec), batches=int(dataset.cardinality()),
         ))

@@ -129,7 +129,10 @@ def _figure_blocks(out: pathlib.Path, cond, info, images, unit, extra_figures, w
         name, fig = item[0], item[1]
         title = item[2] if len(item) > 2 else name.replace("_", " ")
         caption = item[3] if len(item) > 3 else ""
-        png = out / f"{_file_name(name)}.png"
+        stem = _file_name(name)
+        png, n = out / f"{stem}.png", 2
+        while png in written:  # "a/b" and "a:b" both read "a_b"
+            png, n = out / f"{stem}_{n}.png", n + 1
         fig.savefig(png, dpi=110)
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=110)

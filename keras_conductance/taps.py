@@ -111,12 +111,14 @@ class TapRecorder:
 
 
 def _several(tap: Tap, what: str, value) -> ValueError:
-    count = len(value)
+    if what == "output":
+        advice = ("Tap the output of a sublayer that produces just one of them, or the "
+                  "input (':input') of the sublayer that consumes the one you mean.")
+    else:
+        advice = "Tap the output of one of the layers that produce them instead."
     return ValueError(
         f"Cannot tap {tap.name!r}: the {what} of that sublayer is a "
-        f"{type(value).__name__} of {count} values, not one set of units. Tap the "
-        "output of a sublayer that produces just one of them, or the input "
-        "(':input') of the sublayer that consumes it."
+        f"{type(value).__name__} of {len(value)} values, not one set of units. {advice}"
     )
 
 

@@ -333,9 +333,12 @@ def test_report_on_a_unit_inside_a_layer(tmp_path, capsys):
     np.save(tmp_path / "x.npy", x)
     unit = "mha/attention_output"  # the output projection, inside the MHA layer
     heads = "mha/attention_output:input"  # (B, T, heads, head_dim)
-    assert cli.main(["report", str(tmp_path / "attention.keras"), "--layer", heads, "--layer",
-                     unit, "--channel-axis", f"{heads}=-2", "--inputs", str(tmp_path / "x.npy"),
-                     "--out", str(tmp_path / "r"), "--json", "--n-steps", "8"]) == 0
+    # The heads come last: the ablation check runs on them, along axis -2. A
+    # bare AXIS is the default for the units no UNIT=AXIS names, in any order.
+    assert cli.main(["report", str(tmp_path / "attention.keras"), "--layer", unit, "--layer",
+                     heads, "--channel-axis", f"{heads}=-2", "--channel-axis", "-1",
+                     "--inputs", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r"),
+                     "--json", "--n-steps", "8"]) == 0
     info = json.loads((tmp_path / "r" / "report.json").read_text())
     expected = kc.conductance(model, x, [heads, unit], n_steps=8)
     for i, ex in enumerate(info["examples"]):
@@ -346,18 +349,22 @@ def test_report_on_a_unit_inside_a_layer(tmp_path, capsys):
         assert ex["layers"][heads]["top_filters"] == np.argsort(-per_head).tolist()
         np.testing.assert_allclose(ex["layers"][heads]["top_conductance"],
                                    np.sort(per_head)[::-1], rtol=1e-4, atol=1e-6)
-        top = expected.top_filters(unit, 3)[i]
-        drops = kc.ablation_scores(model, x[i:i + 1], unit, target=int(expected.target[i]),
-                                   filters=top)[0]
+        top = np.argsort(-per_head)  # both heads (a unit with two "filters")
+        drops = kc.ablation_scores(model, x[i:i + 1], heads, target=int(expected.target[i]),
+                                   filters=top, channel_axis=-2)[0]
+        assert [c["filter"] for c in ex["ablation_check"]] == top.tolist()
         np.testing.assert_allclose([c["ablation_drop"] for c in ex["ablation_check"]], drops,
                                    rtol=1e-4, atol=1e-6)
     # "/" and ":" in a unit's name do not make folders.
     assert (tmp_path / "r" / "mha_attention_output_heatmap.png").stat().st_size > 5000
+    assert (tmp_path / "r" / "mha_attention_output_input_heatmap.png").stat().st_size > 5000
     html = (tmp_path / "r" / "report.html").read_text()
     assert "completeness cannot be checked and --tolerance is not applied" in html
     assert "unknown (unit inside a layer)" in html
-    for spec, message in [("x=-2", "not requested: ['x']"), ("heads=two", "integer AXIS"),
-                          (f"{heads}=5", "has rank 4 (batch, 5, 2, 3)")]:
+    for spec, message in [("x=-2", "--channel-axis names units that are not requested: ['x']"),
+                          ("heads=two", "integer AXIS"),
+                          (f"{heads}=5", "has rank 4 (batch, 5, 2, 3). Received: "
+                                         "channel_axis=5 for it (UNIT=AXIS sets one per unit)")]:
         assert message in _error(capsys, "report", tmp_path / "attention.keras", "--layer",
                                  heads, "--channel-axis", spec, "--inputs", tmp_path / "x.npy",
                                  "--out", tmp_path / "bad", "--json")

@@ -152,7 +152,7 @@ def test_callback_follows_ffn_neurons_and_heads_with_one_axis_each(tmp_path):
     neurons, heads = "block/ffn_in", "block/attention/attention_output:input"
     cb = kc.ConductanceCallback(x[:3], [neurons, heads], target=0, n_steps=8,
                                 channel_axis={heads: -2}, on="epoch_end",
-                                filename=str(tmp_path / "history.csv"))
+                                filename=str(tmp_path / "history.npz"))
     model.fit(x, y, epochs=1, verbose=0, callbacks=[cb])
     record = cb.history[-1]["conductance"]
     attr = kc.conductance(model, x[:3], [neurons, heads], target=0, n_steps=8)
@@ -161,6 +161,16 @@ def test_callback_follows_ffn_neurons_and_heads_with_one_axis_each(tmp_path):
                                atol=1e-7)
     np.testing.assert_allclose(record[neurons], attr.per_filter(neurons).mean(0), rtol=1e-5,
                                atol=1e-7)
+    assert np.load(tmp_path / "history.npz")[f"conductance/{heads}"].shape == (1, 2)
+    # Appending per head_dim (3 values) to a file of per-head records (2) is
+    # refused before the epoch, not by a failed write after it.
+    more = kc.ConductanceCallback(x[:3], [neurons, heads], target=0, n_steps=8,
+                                  on="epoch_end", filename=str(tmp_path / "history.npz"),
+                                  append=True)
+    with pytest.raises(ValueError, match=r"`append=True`, but .*history.npz holds 2 filters "
+                                         r"per record for 'block/attention/attention_output:"
+                                         r"input' and this run gives 3"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[more])
     bad = kc.ConductanceCallback(x[:3], [neurons], channel_axis={"block/ffn": -2})
     with pytest.raises(ValueError, match=r"`channel_axis` names units that are not requested: "
                                          r"\['block/ffn'\]. Requested units: \['block/ffn_in'\]"):

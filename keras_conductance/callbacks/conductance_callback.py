@@ -303,8 +303,28 @@ class ConductanceCallback(keras.callbacks.Callback):
         explainer._target(self._explained_target(labels), prepared)  # class range
         shapes = explainer._engine.layer_shapes([x.shape[1:] for x in prepared.xs],
                                                 [c.shape[1:] for c in prepared.consts])
-        check_channel_axes(channel_axes(self.channel_axis, self.layers), shapes)
+        axes = channel_axes(self.channel_axis, self.layers)
+        check_channel_axes(axes, shapes)
+        self._check_appended_npz({n: s[a % (len(s) + 1) - 1]
+                                  for (n, a), s in zip(axes.items(), shapes)})
         self._check_images(inputs, prepared.n)
+
+    def _check_appended_npz(self, filters: Dict[str, int]):
+        """With append=True, an existing .npz must hold as many filters per
+        unit as this run writes, or the first record would fail mid-fit."""
+        if not (self.append and self.filename and self.filename.endswith(".npz")
+                and os.path.exists(self.filename)):
+            return
+        with np.load(self.filename) as existing:
+            for n, count in filters.items():
+                key = f"conductance/{n}"
+                if key in existing.files and existing[key].shape[1:] != (count,):
+                    raise ValueError(
+                        f"`append=True`, but {self.filename} holds "
+                        f"{existing[key].shape[1]} filters per record for {n!r} and this "
+                        f"run gives {count} (another model, or another `channel_axis`?). "
+                        "Pass another `filename`, or append=False to start the file again."
+                    )
 
     def _check_images(self, inputs, n_examples: int):
         if self.example_names is not None and len(self.example_names) != n_examples:
