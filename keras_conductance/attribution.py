@@ -57,6 +57,12 @@ def channel_axes(channel_axis: Union[int, Mapping[str, int]],
     return {n: int(a) for n, a in axes.items()}
 
 
+def filters_along(shape: Sequence[int], channel_axis: int) -> int:
+    """How many filters a unit of per-example ``shape`` (no batch axis) has
+    along ``channel_axis`` (an axis of the batched output)."""
+    return int(shape[channel_axis % (len(shape) + 1) - 1])
+
+
 def check_channel_axes(axes: Mapping[str, int], layer_shapes: Sequence[tuple]) -> None:
     """Checks that each unit's filter axis is a non-batch axis of its output.
 

@@ -159,9 +159,7 @@ def _channel_axes(specs, explainer, inputs, baselines) -> dict:
         axes = channel_axes(given, explainer.layers)
         axes = {n: given.get(n, default) for n in axes}
         prepared = explainer.adapter.prepare(inputs, baselines)
-        shapes = explainer._engine.layer_shapes([x.shape[1:] for x in prepared.xs],
-                                                [c.shape[1:] for c in prepared.consts])
-        check_channel_axes(axes, shapes)
+        check_channel_axes(axes, explainer.unit_shapes(prepared))
     except ValueError as error:  # the library's words, in the command's terms
         raise ValueError(str(error).replace("`channel_axis`", "--channel-axis").replace(
             "(a dict {unit: axis} sets one per unit)", "(UNIT=AXIS sets one per unit)")) from None

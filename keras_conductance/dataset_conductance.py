@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_conductance import quadrature
-from keras_conductance.attribution import channel_axes, check_channel_axes
+from keras_conductance.attribution import channel_axes, check_channel_axes, filters_along
 from keras_conductance.cache import cached, compiled
 from keras_conductance.checkpoint import Checkpoint, weights_digest
 from keras_conductance.progress import Progress
@@ -322,8 +322,7 @@ class _DatasetStep:
         sums = {name: tf.constant(0.0) for name in ("count", "output_diff", "abs_output_diff",
                                                      "nonfinite", "unchanged")}
         for k, shape in enumerate(self.layer_shapes):
-            # shape has no batch axis
-            filters = shape[(self.channel_axes[k] % (len(shape) + 1)) - 1]
+            filters = filters_along(shape, self.channel_axes[k])
             sums[f"filters_{k}"] = tf.zeros([filters])
             sums[f"abs_delta_{k}"] = tf.constant(0.0)
             if self.label_slots:

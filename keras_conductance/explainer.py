@@ -125,6 +125,12 @@ class Conductance:
         self._rest_is_cut = bool(rest) and self.adapter.cut(rest)
         self._squash = self.adapter.squash
 
+    def unit_shapes(self, prepared: Prepared) -> List[tuple]:
+        """Per-example output shape of each unit (``self.layers`` order) for
+        inputs shaped like ``prepared``; traced once per input shape."""
+        return self._engine.layer_shapes([x.shape[1:] for x in prepared.xs],
+                                         [c.shape[1:] for c in prepared.consts])
+
     @property
     def checks_completeness(self) -> bool:
         """Whether some requested layers form a cut, whose conductances must

@@ -17,7 +17,12 @@ import tensorflow as tf
 from numpy.typing import ArrayLike
 
 from keras_conductance.adapter import as_names
-from keras_conductance.attribution import Attribution, channel_axes, check_channel_axes
+from keras_conductance.attribution import (
+    Attribution,
+    channel_axes,
+    check_channel_axes,
+    filters_along,
+)
 from keras_conductance.callbacks import _images
 from keras_conductance.explainer import Conductance
 from keras_conductance.folders import check_writable
@@ -301,11 +306,10 @@ class ConductanceCallback(keras.callbacks.Callback):
         explainer = self._get_explainer()
         prepared = explainer.adapter.prepare(inputs, self.baselines)  # shapes, dtypes, NaN
         explainer._target(self._explained_target(labels), prepared)  # class range
-        shapes = explainer._engine.layer_shapes([x.shape[1:] for x in prepared.xs],
-                                                [c.shape[1:] for c in prepared.consts])
+        shapes = explainer.unit_shapes(prepared)
         axes = channel_axes(self.channel_axis, self.layers)
         check_channel_axes(axes, shapes)
-        self._check_appended_npz({n: s[a % (len(s) + 1) - 1]
+        self._check_appended_npz({n: filters_along(s, a)
                                   for (n, a), s in zip(axes.items(), shapes)})
         self._check_images(inputs, prepared.n)
 
