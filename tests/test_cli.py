@@ -13,9 +13,12 @@ from keras_conductance import cli
 from models import small_convnet
 
 
-def _run(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "keras_conductance.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
+def _main(capsys, *args):
+    """The command in this process (no second TensorFlow import): its exit
+    code, stdout and stderr, as a child process would give them."""
+    code = cli.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +32,9 @@ def saved(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_report_on_npy_matches_the_library(saved, tmp_path):
+def test_report_on_npy_matches_the_library(saved, tmp_path, capsys):
     folder, model, x = saved
-    proc = _run("report", folder / "model.keras", "--layer", "conv1", "--layer", "conv2",
+    proc = _main(capsys, "report", folder / "model.keras", "--layer", "conv1", "--layer", "conv2",
                 "--inputs", folder / "x.npy", "--out", tmp_path / "r", "--json",
                 "--tolerance", "0.01")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -58,10 +61,10 @@ def test_report_on_npy_matches_the_library(saved, tmp_path):
 
 
 @pytest.mark.slow
-def test_report_on_real_photos(shared_data, saved, tmp_path):
+def test_report_on_real_photos(shared_data, saved, tmp_path, capsys):
     folder, _, _ = saved
     photos = shared_data / "imagenet" / "samples"
-    proc = _run("report", folder / "model.keras", "--layer", "conv2", "--inputs", photos,
+    proc = _main(capsys, "report", folder / "model.keras", "--layer", "conv2", "--inputs", photos,
                 "--preprocess", "unit", "--out", tmp_path / "r")
     assert proc.returncode == 0, proc.stderr[-2000:]
     info = json.loads((tmp_path / "r" / "report.json").read_text())
@@ -199,7 +202,8 @@ def test_baselines_in_pixel_terms():
 
 
 @pytest.mark.slow
-def test_report_warns_about_degenerate_predictions_and_states_the_baseline(shared_data, tmp_path):
+def test_report_warns_about_degenerate_predictions_and_states_the_baseline(shared_data, tmp_path,
+                                                                          capsys):
     keras.utils.set_random_seed(0)
     inp = keras.Input((16, 16, 3))
     h = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inp)
@@ -210,7 +214,7 @@ def test_report_warns_about_degenerate_predictions_and_states_the_baseline(share
     photos.mkdir()
     for src in sorted((shared_data / "imagenet" / "samples").iterdir())[:4]:
         (photos / src.name).write_bytes(src.read_bytes())
-    proc = _run("report", tmp_path / "stuck.keras", "--layer", "conv", "--inputs", photos,
+    proc = _main(capsys, "report", tmp_path / "stuck.keras", "--layer", "conv", "--inputs", photos,
                 "--n-steps", "8", "--out", tmp_path / "r")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Image scaling: raw (nothing in the model says how it scales pixels" in proc.stderr

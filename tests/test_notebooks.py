@@ -64,6 +64,28 @@ def test_notebook_runs(path, shared_data, monkeypatch, tmp_path):
              if c.cell_type == "code" and draws(c.source)
              and not any("image/png" in o.get("data", {}) for o in c.outputs)]
     assert not blank, f"{path.name}: cells {blank} draw but show no figure"
+    if path.name == "04_paper_studies.ipynb":
+        check_quick_studies(tmp_path / "studies_out", outputs)
+
+
+def check_quick_studies(out: pathlib.Path, outputs):
+    """Notebook 04 runs every study at the QUICK settings, as
+    ``python -m keras_conductance.studies all --quick`` does: its results."""
+    printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert printed.count("[sentiment 7/7]") == 2  # sentences, then phrases
+    assert "[imagenet 6/6] done" in printed and "[table1 3/3]" in printed
+    report = (out / "results.md").read_text()
+    for heading in ("Ablation agreement (Section 6.1)", "Division of labour", "Negation",
+                    "Filters to flip the top class", "Feature selection: animal",
+                    "Pixel-level view", "Diagnostics on", "Additivity",
+                    "trained on sentences", "trained on phrases", "side by side",
+                    "Phrases of the SST test trees that no training tree holds", "Table 1"):
+        assert heading in report
+    figures = {p.name for p in (out / "figures").iterdir()}
+    assert {"sst_division_of_labour.png", "imagenet_pixels.png", "imagenet_pixel_maps.png",
+            "sst_flips.png", "sst_phrases_flips.png", "table1_conv_pw_13_relu.png"} <= figures
+    for page in ("negation.html", "negation_phrases.html"):
+        assert "Filters conducting towards" in (out / page).read_text()
 
 
 def draws(source: str) -> bool:

@@ -304,24 +304,19 @@ def test_tree_phrases_by_hand():
                    (1, ["not", "very", "good"])]
 
 
-@pytest.mark.slow
-@pytest.mark.data
-def test_studies_command_quick(shared_data, tmp_path, capsys):
+def test_studies_command_passes_its_choices_to_run_all(monkeypatch, tmp_path):
+    # The quick run itself (every study on the staged data, its headings,
+    # figures and pages) is checked on notebook 04's run in
+    # tests/test_notebooks.py: the same run_all(QUICK), run once.
+    from keras_conductance.studies import run
     from keras_conductance.studies.__main__ import main
 
-    assert main(["all", "--quick", "--out", str(tmp_path), "--data", str(shared_data)]) == 0
-    printed = capsys.readouterr().out
-    assert printed.count("[sentiment 7/7]") == 2  # sentences, then phrases
-    assert "[imagenet 6/6] done" in printed and "[table1 3/3]" in printed
-    report = (tmp_path / "results.md").read_text()
-    for heading in ("Ablation agreement (Section 6.1)", "Division of labour", "Negation",
-                    "Filters to flip the top class", "Feature selection: animal",
-                    "Pixel-level view", "Diagnostics on", "Additivity",
-                    "trained on sentences", "trained on phrases", "side by side",
-                    "Phrases of the SST test trees that no training tree holds", "Table 1"):
-        assert heading in report
-    figures = {p.name for p in (tmp_path / "figures").iterdir()}
-    assert {"sst_division_of_labour.png", "imagenet_pixels.png", "imagenet_pixel_maps.png",
-            "sst_flips.png", "sst_phrases_flips.png", "table1_conv_pw_13_relu.png"} <= figures
-    for page in ("negation.html", "negation_phrases.html"):
-        assert "Filters conducting towards" in (tmp_path / page).read_text()
+    calls = []
+    monkeypatch.setattr(run, "run_all", lambda out, **kw: calls.append((out, kw)))
+    assert main(["all", "--quick", "--out", str(tmp_path), "--data", "/data"]) == 0
+    assert main(["table1", "--out", str(tmp_path)]) == 0
+    (out, quick), (_, full) = calls
+    assert out == str(tmp_path) and quick["data_dir"] == "/data"
+    assert quick["settings"] is run.QUICK and quick["which"] == ("sentiment", "imagenet", "table1")
+    assert full["settings"] is run.FULL and full["which"] == ("table1",)
+    assert full["data_dir"] is None
