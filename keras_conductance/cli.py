@@ -156,8 +156,8 @@ def _channel_axes(specs, explainer, inputs, baselines) -> dict:
         else:
             default = value  # for the units no UNIT=AXIS names, in any order
     try:
-        axes = channel_axes(given, explainer.layers)
-        axes = {n: given.get(n, default) for n in axes}
+        axes = channel_axes({**dict.fromkeys(explainer.layers, default), **given},
+                            explainer.layers)
         prepared = explainer.adapter.prepare(inputs, baselines)
         check_channel_axes(axes, explainer.unit_shapes(prepared))
     except ValueError as error:  # the library's words, in the command's terms
