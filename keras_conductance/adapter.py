@@ -31,7 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_conductance.graph import layer_graph
+from keras_conductance.graph import layer_graph, sub_model
 from keras_conductance.taps import INPUT_SUFFIX, OUTPUT_SUFFIX, Tap, TapRecorder
 from keras_conductance.targets import logits_of, squashing_of
 
@@ -168,7 +168,7 @@ class ModelAdapter:
         self.const_names = [graph.input_names[i] for i in self._const]
         consts = [graph.inputs[i] for i in self._const]
         try:
-            self.probe = keras.Model(path + consts, self.tensors + [explained], name="kc_probe")
+            self.probe = sub_model(path + consts, self.tensors + [explained], "kc_probe")
         except ValueError as err:
             raise ValueError(
                 f"Cannot reach layers {self.layers} from start_layer "
@@ -334,7 +334,7 @@ class ModelAdapter:
 
     def sub_model(self, inputs: list, outputs: list, name: str) -> keras.Model:
         """A model between symbolic tensors of this graph (weights shared)."""
-        return keras.Model(inputs, outputs, name=name)
+        return sub_model(inputs, outputs, name)
 
     @property
     def path_tensors(self) -> list:

@@ -17,7 +17,13 @@ from typing import Dict, List, Optional, Sequence
 
 import keras
 
-__all__ = ["LayerGraph", "layer_graph", "producer", "require_functional", "sublayers"]
+__all__ = ["CALL_SEPARATOR", "LayerGraph", "layer_graph", "producer", "require_functional",
+           "sub_model", "sublayers"]
+
+# "token_embedding@1": the second call of a layer that runs several times in
+# one forward pass (a tied embedding used again as the LM head, a shared
+# block). The plain name is the first call, the one nearest the inputs.
+CALL_SEPARATOR = "@"
 
 
 def producer(tensor):
@@ -34,6 +40,75 @@ def sublayers(layer) -> list:
     if flatten is None:
         return []
     return list(flatten(include_self=False, recursive=False))
+
+
+def _history_node(tensor):
+    history = tensor._keras_history
+    return history.operation._inbound_nodes[history.node_index]
+
+
+def _nodes_between(source_ids, outputs) -> list:
+    """The nodes from ``source_ids`` (tensor ids) to ``outputs``, in an order
+    where each node comes after the nodes it takes tensors from.
+
+    Raises:
+        ValueError: an output depends on a model input that is not a source.
+    """
+    order, done, stack = [], set(), [(_history_node(t), False) for t in reversed(outputs)
+                                     if id(t) not in source_ids]
+    while stack:
+        node, expanded = stack.pop()
+        if id(node) in done:
+            continue
+        if expanded:
+            done.add(id(node))
+            order.append(node)
+            continue
+        if node.is_input:
+            raise ValueError(
+                f"Output {outputs} depends on the input "
+                f"'{node.operation.name}', which is not among the sub-model's inputs."
+            )
+        stack.append((node, True))
+        for tensor in node.arguments.keras_tensors:
+            if id(tensor) not in source_ids and id(_history_node(tensor)) not in done:
+                stack.append((_history_node(tensor), False))
+    return order
+
+
+def sub_model(inputs, outputs, name: str) -> keras.Model:
+    """A Functional model between symbolic tensors of one graph, weights shared.
+
+    Unlike ``keras.Model(inputs, outputs)`` on intermediate tensors, which
+    replaces *every* call of the layer that made an input by that input (a
+    tied embedding's LM-head call then vanishes), this replays exactly the
+    layer calls between ``inputs`` and ``outputs``.
+
+    Args:
+        inputs: a symbolic tensor or a list of them (model inputs or any
+            layer outputs).
+        outputs: a tensor or a list, computed from ``inputs`` alone; the
+            model returns the same structure.
+        name: the model's name.
+
+    Raises:
+        ValueError: an output is not computed from ``inputs`` alone.
+    """
+    flat_in, flat_out = keras.tree.flatten(inputs), keras.tree.flatten(outputs)
+    if all(_history_node(t).is_input for t in flat_in):
+        return keras.Model(inputs, outputs, name=name)
+    fresh = [t if _history_node(t).is_input else
+             keras.Input(batch_shape=tuple(t.shape), dtype=t.dtype, name=f"{name}_in{i}")
+             for i, t in enumerate(flat_in)]
+    values = {id(t): f for t, f in zip(flat_in, fresh)}
+    for node in _nodes_between(set(values), flat_out):
+        args, kwargs = node.arguments.fill_in(values)
+        out = node.operation(*args, **kwargs)
+        for old, new in zip(node.outputs, keras.tree.flatten(out)):
+            values[id(old)] = new
+    return keras.Model(keras.tree.pack_sequence_as(inputs, fresh),
+                       keras.tree.pack_sequence_as(outputs, [values[id(t)] for t in flat_out]),
+                       name=name)
 
 
 def _is_graph_model(model) -> bool:
@@ -374,34 +449,79 @@ class LayerGraph:
         )
 
 
+class _Names:
+    """Collects a name for every layer call of a graph, in topological order.
+
+    A layer called once is named by its path (``"outer/inner"`` inside a
+    nested model). A layer called several times also gets one name per call,
+    ``"name@k"`` in call order, and its plain name (and its path) means the
+    first call -- for a tied embedding, the lookup fed by the model's inputs,
+    not its reuse as the LM head.
+    """
+
+    def __init__(self):
+        self.tensors: Dict[str, keras.KerasTensor] = {}
+        self.order: List[str] = []
+        self.calls = collections.defaultdict(list)  # id(layer) -> [(path, tensor)]
+        self.leaf_counts = collections.Counter()
+
+    def record(self, op, path: str, tensor) -> None:
+        if not isinstance(tensor, keras.KerasTensor):
+            return  # several outputs: nothing to name
+        calls = self.calls[id(op)]
+        if not calls:
+            self.leaf_counts[path.rsplit("/", 1)[-1]] += 1
+        calls.append((path, tensor))
+        if path not in self.tensors:
+            self.tensors[path] = tensor
+            self.order.append(path)
+
+    def finish(self):
+        for calls in self.calls.values():
+            if len(calls) < 2:
+                continue
+            first = calls[0][0]
+            plain = first.rsplit("/", 1)[-1]
+            base = plain if self.leaf_counts[plain] == 1 else first
+            for path, _ in calls:  # every path of this layer means its first call
+                self.tensors[path] = calls[0][1]
+            for k, (_, tensor) in enumerate(calls):
+                name = f"{base}{CALL_SEPARATOR}{k}"
+                self.tensors[name] = tensor
+                self.order.append(name)
+        # Plain inner names are accepted when they are unique across the nesting.
+        for path in list(self.order):
+            if "/" in path and CALL_SEPARATOR not in path:
+                plain = path.rsplit("/", 1)[-1]
+                if self.leaf_counts[plain] == 1 and plain not in self.tensors:
+                    self.tensors[plain] = self.tensors[path]
+        return self.tensors, self.order
+
+
 def _node_names(functional) -> "tuple[Dict[str, keras.KerasTensor], List[str]]":
-    tensors, order = {}, []
-    depths = sorted(functional._nodes_by_depth.keys(), reverse=True)
-    for depth in depths:
+    names = _Names()
+    for depth in sorted(functional._nodes_by_depth.keys(), reverse=True):
         for node in functional._nodes_by_depth[depth]:
-            op = node.operation
-            if op is None:
-                continue
-            name = op.name
-            if name in tensors or len(node.outputs) != 1:
-                continue
-            tensors[name] = node.outputs[0]
-            order.append(name)
-    return tensors, order
+            if node.operation is not None and len(node.outputs) == 1:
+                names.record(node.operation, node.operation.name, node.outputs[0])
+    return names.finish()
+
+
+def _nested_inputs(args, kwargs):
+    """What a nested model was called on: positionally or as ``inputs=``
+    (``backbone(inputs=...)``, as Gemma3CausalLM calls its backbone)."""
+    args = [a for a in args if a is not None]
+    if args:
+        return args[0] if len(args) == 1 else args
+    if kwargs.get("inputs") is not None:
+        return kwargs["inputs"]
+    given = [v for k, v in kwargs.items() if k not in ("training", "mask") and v is not None]
+    return given[0] if len(given) == 1 else given
 
 
 def _flatten(model):
     """Rebuilds a model that nests other models as one graph of leaf layers."""
-    tensors: Dict[str, keras.KerasTensor] = {}
-    order: List[str] = []
-    counts = collections.Counter()
-
-    def record(path, tensor):
-        if not isinstance(tensor, keras.KerasTensor):
-            return  # a nested model with several outputs: its layers are named
-        tensors[path] = tensor
-        order.append(path)
-        counts[path.rsplit("/", 1)[-1]] += 1
+    names = _Names()
 
     def apply(functional, inputs, prefix):
         def operation_fn(op):
@@ -409,18 +529,15 @@ def _flatten(model):
                 inner = require_functional(op)
 
                 def call_nested(*args, **kwargs):
-                    args = [a for a in args if a is not None]
-                    out = apply(inner, args[0] if len(args) == 1 else args,
-                                prefix + op.name + "/")
-                    record(prefix + op.name, out)
+                    out = apply(inner, _nested_inputs(args, kwargs), prefix + op.name + "/")
+                    names.record(op, prefix + op.name, out)
                     return out
 
                 return call_nested
 
             def call_leaf(*args, **kwargs):
                 out = op(*args, **kwargs)
-                if isinstance(out, keras.KerasTensor):
-                    record(prefix + op.name, out)
+                names.record(op, prefix + op.name, out)
                 return out
 
             return call_leaf
@@ -433,18 +550,14 @@ def _flatten(model):
         for t in functional.inputs
     ]
     for inp, original in zip(new_inputs, functional.inputs):
-        record(original._keras_history.operation.name, inp)
+        op = original._keras_history.operation
+        names.record(op, op.name, inp)
     outputs = apply(
         functional, new_inputs[0] if len(new_inputs) == 1 else new_inputs, ""
     )
     flat = keras.Model(new_inputs[0] if len(new_inputs) == 1 else new_inputs, outputs,
                        name=f"{model.name}_flat")
-    # Plain inner names are accepted when they are unique across the nesting.
-    for path in list(order):
-        if "/" in path:
-            plain = path.rsplit("/", 1)[-1]
-            if counts[plain] == 1 and plain not in tensors:
-                tensors[plain] = tensors[path]
+    tensors, order = names.finish()
     return flat, tensors, order
 
 

@@ -8,7 +8,7 @@ from typing import List, Sequence, Union
 import keras
 
 from keras_conductance.adapter import as_names
-from keras_conductance.graph import layer_graph, require_functional
+from keras_conductance.graph import layer_graph, require_functional, sub_model
 
 __all__ = ["Split", "split_model"]
 
@@ -64,7 +64,5 @@ def split_model(model: keras.Model, layers: Union[str, Sequence[str]]) -> Split:
     one = len(tensors) == 1
     inputs = source.inputs[0] if len(source.inputs) == 1 else source.inputs
     head = keras.Model(inputs, tensors[0] if one else tensors, name=f"{model.name}_head")
-    tail = keras.Model(
-        tensors[0] if one else tensors, source.outputs, name=f"{model.name}_tail"
-    )
+    tail = sub_model(tensors[0] if one else tensors, source.outputs, f"{model.name}_tail")
     return Split(head=head, tail=tail, layers=names)
