@@ -67,6 +67,12 @@ from keras_conductance.neuron import NeuronConductance, neuron_conductance  # no
 from keras_conductance.quadrature import METHODS, Rule, make_rule  # noqa: E402
 from keras_conductance.split import Split, split_model  # noqa: E402
 from keras_conductance.targets import strip_softmax  # noqa: E402
+from keras_conductance.token_targets import (  # noqa: E402
+    TokenTarget,
+    continuation,
+    logit_difference,
+    next_token,
+)
 
 __version__ = "0.1.0"
 
@@ -82,6 +88,7 @@ __all__ = [
     "NeuronConductance",
     "Rule",
     "Split",
+    "TokenTarget",
     "Unit",
     "ablate_until_flip",
     "ablation_scores",
@@ -89,12 +96,15 @@ __all__ = [
     "clear_cache",
     "conductance",
     "conductance_over_dataset",
+    "continuation",
     "gradient_x_activation",
     "internal_influence",
     "list_units",
+    "logit_difference",
     "make_rule",
     "measures",
     "neuron_conductance",
+    "next_token",
     "split_model",
     "strip_softmax",
 ]

@@ -91,6 +91,14 @@ def _numpy(value) -> np.ndarray:
     return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
 
 
+def _pad_token_id(model) -> int:
+    """The pad token of a keras-hub task's tokenizer, else 0 (keras-hub's
+    and most tokenizers' padding id)."""
+    tokenizer = getattr(getattr(model, "preprocessor", None), "tokenizer", None)
+    pad = getattr(tokenizer, "pad_token_id", None)
+    return int(pad) if pad is not None else 0
+
+
 def _check_finite(x: np.ndarray, argument: str):
     if x.dtype.kind not in "fc":
         return
@@ -179,6 +187,14 @@ class ModelAdapter:
         if start_layer is not None:
             self._head = keras.Model(graph.inputs, path[0], name="kc_start_head")
         self._path = path
+        # RMSNorm decoders (Llama, Gemma, Mistral, Qwen, Phi-3) feed the token
+        # embedding straight into a normalization: the zero embedding is its
+        # singular point, so their default baseline is the pad token.
+        self.singular_norm = None
+        if start_layer is not None and isinstance(self.graph.operation_of(path[0]),
+                                                  keras.layers.Embedding):
+            self.singular_norm = graph.normalization_fed_by(path[0])
+        self.pad_token_id = _pad_token_id(model) if self.singular_norm else None
         # A tapped unit lives inside a layer: whether it cuts the network is
         # unknown (None), so its units need not add up to F(x) - F(x').
         self.is_cut = {n: (self.cut([n]) if n in graph_names else None) for n in self.layers}
@@ -489,7 +505,22 @@ class ModelAdapter:
         consts = [np.asarray(c) for c in consts]
         return Prepared(xs, self._baselines(baselines, arrays, xs), consts)
 
+    @property
+    def default_baseline(self) -> str:
+        """What ``baselines=None`` means for this model, in words."""
+        if self.pad_token_id is not None:
+            return f"the pad token's embedding (id {self.pad_token_id}) at every position"
+        return "the zero embedding" if self._head is not None else "zeros"
+
+    def starts_at_singular_norm(self, prepared: "Prepared") -> bool:
+        """Whether the path starts at the zero embedding of a model whose
+        normalization then divides by |0| (see ``singular_norm``)."""
+        return self.singular_norm is not None and not np.any(prepared.baselines[0])
+
     def _baselines(self, baselines, arrays, xs) -> List[np.ndarray]:
+        if baselines is None and self.pad_token_id is not None:
+            pad = np.asarray(self.pad_token_id)
+            return self._baselines_from_raw(self._ids_baseline(pad, arrays), xs)
         if baselines is None:
             return [np.zeros_like(x) for x in xs]
         structured = isinstance(baselines, (dict, list, tuple)) and (

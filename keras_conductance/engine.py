@@ -25,7 +25,7 @@ from keras_conductance.cache import compiled
 from keras_conductance.quadrature import Rule
 from keras_conductance.taps import TapRecorder
 
-__all__ = ["PathSums", "PathEngine", "budget_batch_size", "check_batch_size", "check_tolerance", "check_verbose", "chunked_rule", "points_per_chunk", "resolve_jit", "select_score"]
+__all__ = ["PathSums", "PathEngine", "budget_batch_size", "check_batch_size", "check_tolerance", "check_verbose", "chunked_rule", "points_per_chunk", "resolve_jit", "select_score", "target_spec"]
 
 TargetFn = Callable[[tf.Tensor], tf.Tensor]
 
@@ -73,6 +73,8 @@ class PathSums:
 def select_score(outputs: tf.Tensor, target: tf.Tensor, target_fn: Optional[TargetFn]):
     """The explained score per row, float32 ``(N,)``."""
     outputs = tf.cast(outputs, tf.float32)
+    if hasattr(target_fn, "trace_key"):  # a token target: (position, token) pairs as data
+        return target_fn(outputs, target)
     if target_fn is not None:
         scores = tf.convert_to_tensor(target_fn(outputs))
         shape = scores.shape
@@ -95,6 +97,14 @@ def select_score(outputs: tf.Tensor, target: tf.Tensor, target_fn: Optional[Targ
     # A one-hot product selects each row's own class; it compiles under XLA
     # for any number of classes without a batched gather.
     return tf.reduce_sum(flat * tf.one_hot(target, tf.shape(flat)[1]), axis=1)
+
+
+def target_spec(target_fn) -> tf.TensorSpec:
+    """The compiled step's target: ``(N,)`` output indices, or a token
+    target's ``(N, J, 2)`` (position, token) pairs."""
+    if hasattr(target_fn, "trace_key"):
+        return tf.TensorSpec((None, len(target_fn.signs), 2), tf.int32)
+    return tf.TensorSpec((None,), tf.int32)
 
 
 def check_batch_size(batch_size, unit: str, default: int) -> int:
@@ -276,7 +286,7 @@ class PathEngine:
                 if derivative else None
             const_rows = [tf.repeat(c, m, axis=0) for c in consts]
             ys, gs, ydots, scores = self._gradients(
-                rows, const_rows, tf.repeat(target, m), target_fn, tangents
+                rows, const_rows, tf.repeat(target, m, axis=0), target_fn, tangents
             )
 
             def per_point(t):
@@ -315,8 +325,8 @@ class PathEngine:
 
     def step_function(self, path_shapes, const_shapes, target_fn, derivative):
         """The compiled chunk step for these per-example input shapes."""
-        key = (tuple(map(tuple, path_shapes)), tuple(map(tuple, const_shapes)), target_fn,
-               derivative)
+        key = (tuple(map(tuple, path_shapes)), tuple(map(tuple, const_shapes)),
+               getattr(target_fn, "trace_key", target_fn), derivative)
         fn = self._steps.get(key)
         if fn is None:
             layers = self.layer_shapes(path_shapes, const_shapes)
@@ -325,7 +335,7 @@ class PathEngine:
             vspec = tf.TensorSpec((None,), tf.float32)
             signature = [
                 xspec, xspec, cspec, vspec, vspec, vspec, tf.TensorSpec((), tf.float32),
-                tf.TensorSpec((None,), tf.int32), lspec, lspec, lspec, lspec,
+                target_spec(target_fn), lspec, lspec, lspec, lspec,
             ]
             fn = compiled(
                 self._step_body(target_fn, derivative),

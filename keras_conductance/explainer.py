@@ -22,6 +22,7 @@ from keras_conductance.engine import (
 )
 from keras_conductance.progress import Progress
 from keras_conductance.targets import Target, resolve_target
+from keras_conductance.token_targets import TokenTarget
 
 __all__ = ["Conductance", "DEFAULT_BATCH_SIZE", "CONVERGENCE_WARNING_THRESHOLD"]
 
@@ -255,7 +256,7 @@ class Conductance:
         verbose = self.verbose if verbose is None else check_verbose(verbose)
         rule = quadrature.make_rule(method, n_steps)
         prep = self.adapter.prepare(inputs, baselines)
-        target_idx, target_fn = self._target(target, prep)
+        target_idx, target_fn = self._target(target, prep, inputs)
         if tolerance is None:
             sums = self._run(prep, rule, target_idx, target_fn, batch_size, verbose)
             used = np.full(prep.n, n_steps)
@@ -264,14 +265,26 @@ class Conductance:
             sums, used, alphas = self._refine(
                 prep, target_idx, target_fn, method, n_steps, tolerance, batch_size, verbose
             )
-        self._warn(sums, method, n_steps, tolerance)
+        self._warn(sums, method, n_steps, tolerance, self.adapter.starts_at_singular_norm(prep))
         return self._measures(sums, target_idx, used, method, alphas)
 
-    def _target(self, target, prep: Prepared):
+    def _target(self, target, prep: Prepared, inputs=None):
+        if isinstance(target, TokenTarget):
+            return self._token_target(target, prep, inputs), target.scorer
         if callable(target):  # no forward pass needed to choose the class
             return np.full(prep.n, -1, np.int32), target
         outputs = self._engine.forward(prep.xs, prep.consts)
         return resolve_target(target, outputs, prep.n)
+
+    def _token_target(self, target: TokenTarget, prep: Prepared, inputs) -> np.ndarray:
+        """A token target's (position, token) pairs for these inputs."""
+        names = self.adapter.graph.input_names
+        arrays = dict(zip(names, self.adapter.structure(inputs))) if inputs is not None else {}
+        ids = arrays.get("token_ids", arrays.get(names[0]) if len(names) == 1 else None)
+        shape = tuple(self.adapter.explained.shape[1:])
+        if ids is not None and len(shape) == 2 and shape[0] is None:
+            shape = (ids.shape[1], shape[1])
+        return target.encode(shape, ids, arrays.get("padding_mask"), prep.n)
 
     def __call__(self, inputs, target: Target = None, baselines=None, *,
                  n_steps: Optional[int] = None, method: Optional[str] = None,
@@ -291,7 +304,7 @@ class Conductance:
         """
         batch_size = self.batch_size if batch_size is None else _check_batch_size(batch_size)
         prep = self.adapter.prepare(inputs, baselines)
-        target_idx, target_fn = self._target(target, prep)
+        target_idx, target_fn = self._target(target, prep, inputs)
         sums = self._run(prep, _ENDPOINTS, target_idx, target_fn, batch_size, 0)
         warn_if_unchanged(sums.path_scores[:, -1], sums.path_scores[:, 0])
         return self._measures(sums, target_idx, np.zeros(prep.n, int), "endpoints",
@@ -306,7 +319,8 @@ class Conductance:
             output_diff=(f1 - f0).astype(np.float32),
             output_at_input=f1,
             output_at_baseline=f0,
-            target=target,
+            # -1: a callable or token target (it is not one output index)
+            target=target if np.ndim(target) == 1 else np.full(len(f0), -1, np.int32),
             n_steps=np.asarray(used),
             method=method,
             is_cut=dict(self.is_cut),
@@ -332,7 +346,7 @@ class Conductance:
         self._warned.add(key)
         warnings.warn(message, stacklevel=4)
 
-    def _warn(self, sums: PathSums, method, n_steps, tolerance):
+    def _warn(self, sums: PathSums, method, n_steps, tolerance, singular: bool = False):
         warn_if_unchanged(sums.path_scores[:, -1], sums.path_scores[:, 0])
         if self._squash is not None:
             f1 = sums.path_scores[:, -1]
@@ -353,7 +367,10 @@ class Conductance:
         if not groups:
             return
         worst = self._relative_errors(sums, groups)
-        if worst.max() > 1e3:
+        if singular and worst.max() > CONVERGENCE_WARNING_THRESHOLD:
+            self._warn_once("singular-norm", singular_norm_message(
+                self.adapter, 100 * worst.max(), method, n_steps))
+        elif worst.max() > 1e3:
             diff = sums.path_scores[:, -1] - sums.path_scores[:, 0]
             self._warn_once(
                 "no-change",
@@ -373,6 +390,19 @@ class Conductance:
                 "tanh/GELU/softmax regions). Pass a larger `n_steps` (e.g. 200-400), or "
                 "`tolerance=0.01` to refine each example until converged.",
             )
+
+
+def singular_norm_message(adapter, percent: float, method: str, n_steps: int) -> str:
+    """Why a path from the zero embedding of an RMSNorm decoder converges so
+    badly, and what to do instead."""
+    return (
+        f"Completeness error |delta| reaches {percent:.1f}% of |F(x) - F(x')| with "
+        f"method={method!r}, n_steps={n_steps} because the path starts at the zero "
+        f"embedding: the first normalization in '{adapter.singular_norm}' then receives "
+        "an all-zero residual stream and divides by its norm, so along the path it is "
+        "nearly a step at alpha ~ 0, which no practical number of steps resolves. "
+        "Start from a token instead: the default baseline (`baselines=None`) is "
+        f"{adapter.default_baseline}, or pass token ids (e.g. `baselines=0`).")
 
 
 def unchanged_message(count: int, total: int) -> str:

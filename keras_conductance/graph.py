@@ -111,6 +111,24 @@ def sub_model(inputs, outputs, name: str) -> keras.Model:
                        name=name)
 
 
+def _normalizes(layer) -> bool:
+    """LayerNorm, RMSNorm (Keras' or a keras-hub family's own) and the like."""
+    norms = tuple(getattr(keras.layers, n) for n in
+                  ("LayerNormalization", "RMSNormalization", "UnitNormalization")
+                  if hasattr(keras.layers, n))
+    return isinstance(layer, norms) or "Norm" in type(layer).__name__ and \
+        "Batch" not in type(layer).__name__
+
+
+def _elementwise(op) -> bool:
+    """A layer that keeps a zero tensor zero (dropout, a constant scale, a cast)."""
+    if isinstance(op, (keras.layers.Dropout, keras.layers.Identity, keras.layers.Activation)):
+        return True
+    # Keras ops in a Functional graph (x * sqrt(d) in Gemma) are Operations, not Layers.
+    return not isinstance(op, keras.layers.Layer) and type(op).__name__ in (
+        "Multiply", "Divide", "Cast", "Identity", "TrueDivide")
+
+
 def _is_graph_model(model) -> bool:
     if isinstance(model, keras.Sequential):
         return True
@@ -357,6 +375,34 @@ class LayerGraph:
         return [n for n in self.order if n in set(merges)] or [
             output_nodes[0].operation.name
         ]
+
+    def normalization_fed_by(self, tensor) -> Optional[str]:
+        """The layer whose normalization receives ``tensor`` with nothing
+        added to it first, or None.
+
+        Follows ``tensor`` through layers of one input (dropout, a scale)
+        until a layer that is or holds a normalization (an RMSNorm decoder
+        block: found, its name) or that combines it with another tensor (a
+        position embedding added: None) or transforms it otherwise (None).
+        A zero tensor there sits at the norm's singular point x / |x|.
+        """
+        children = collections.defaultdict(list)
+        for node in self._all_nodes():
+            for parent in node.parent_nodes:
+                children[id(parent)].append(node)
+        queue, seen = collections.deque(children[id(self._node_of(tensor))]), set()
+        while queue:
+            node = queue.popleft()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            op = node.operation
+            if _normalizes(op) or any(_normalizes(s) for s in sublayers(op)):
+                return op.name
+            if len(node.arguments.keras_tensors) != 1 or not _elementwise(op):
+                continue
+            queue.extend(children[id(node)])
+        return None
 
     def is_nested_model(self, name: str) -> bool:
         """Whether ``name`` is a model nested in this one (flattened here:

@@ -30,6 +30,15 @@ def resolve_target(
     if callable(target):
         return np.full(n_examples, -1, np.int32), target
     n_classes = int(np.prod(outputs_at_input.shape[1:])) if outputs_at_input.ndim > 1 else 1
+    if outputs_at_input.ndim == 3 and not callable(target):
+        # An int would index the flattened (T * V) values: target 5 is
+        # position 0, unit 5 -- never what a language-model user means.
+        raise ValueError(
+            f"The explained output has shape {outputs_at_input.shape} (batch, sequence, "
+            f"units), e.g. a language model's logits: `target={target!r}` would index its "
+            "flattened values. Pass `target=kc.next_token(token_id)` (or "
+            "`kc.logit_difference(a, b)`, `kc.continuation(ids)`), or a callable "
+            "`outputs -> (N,)` scores.")
     if target is None:
         flat = outputs_at_input.reshape(n_examples, -1)
         return flat.argmax(axis=1).astype(np.int32), None

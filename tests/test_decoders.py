@@ -63,3 +63,78 @@ def test_a_nested_model_called_by_keyword_equals_one_called_positionally(rng):
     for name in ("inner/d2", "inner"):
         np.testing.assert_allclose(a[name], b[name], rtol=1e-6)
     assert a.relative_delta(["inner/d2"]).max() < 0.01
+
+
+def _batch(rng, n=2, length=8, left_pad=3):
+    import decoders
+
+    ids = rng.integers(1, decoders.VOCAB, (n, length)).astype("int32")
+    mask = np.ones_like(ids)
+    ids[0, :left_pad], mask[0, :left_pad] = 0, 0  # example 0 left-padded
+    return {"token_ids": ids, "padding_mask": mask}
+
+
+def test_token_targets_equal_hand_computations_and_never_retrace(rng):
+    import decoders
+    import tensorflow as tf
+
+    lm = decoders.causal_lm("llama3")
+    batch = _batch(rng)
+    ids = batch["token_ids"]
+    logits = np.asarray(lm(batch))
+    logp = tf.nn.log_softmax(logits).numpy()
+    explainer = kc.Conductance(lm, ["transformer_layer_1"], start_layer="token_embedding",
+                               n_steps=16, verbose=0)
+    cases = [
+        (kc.next_token(7), logits[:, -1, 7]),
+        (kc.next_token([7, 8], log_prob=True), [logp[0, -1, 7], logp[1, -1, 8]]),
+        (kc.logit_difference(7, 3, position=4), logits[:, 4, 7] - logits[:, 4, 3]),
+        (kc.continuation(ids[:, -2:]),
+         [logp[b, 5, ids[b, 6]] + logp[b, 6, ids[b, 7]] for b in range(2)]),
+    ]
+    for target, expected in cases:
+        attr = explainer(batch, target=target)
+        np.testing.assert_allclose(attr.output_at_input, expected, rtol=1e-5, atol=1e-6)
+        assert attr.relative_delta(["transformer_layer_1"]).max() < 0.01
+    traced = explainer.tracing_count
+    for token in [3, 5, 9, 11, 42]:
+        explainer(batch, target=kc.next_token(token))
+    assert explainer.tracing_count == traced  # token ids are data
+    # The last real position under right padding too.
+    right = {"token_ids": ids.copy(), "padding_mask": np.ones_like(ids)}
+    right["padding_mask"][1, 6:] = 0
+    attr = explainer(right, target=kc.next_token(7))
+    right_logits = np.asarray(lm(right))
+    np.testing.assert_allclose(attr.output_at_input,
+                               [right_logits[0, 7, 7], right_logits[1, 5, 7]], rtol=1e-5)
+    with pytest.raises(ValueError, match=r"outside the vocabulary.*valid ids 0\.\.99"):
+        explainer(batch, target=kc.next_token(100))
+    with pytest.raises(ValueError, match="past the sequence"):
+        explainer(batch, target=kc.next_token(3, position=8))
+    with pytest.raises(ValueError, match="teacher forcing"):
+        explainer(batch, target=kc.continuation([1, 2]))
+    with pytest.raises(ValueError, match="flattened values.*kc.next_token"):
+        explainer(batch, target=5)
+
+
+def test_rms_norm_decoders_default_to_the_pad_token_and_the_warning_names_the_norm(rng):
+    import decoders
+
+    lm = decoders.causal_lm("gemma")
+    batch = _batch(rng)
+    units = ["decoder_block_0", "decoder_block_1"]
+    explainer = kc.Conductance(lm, units, start_layer="token_embedding", verbose=0)
+    assert explainer.adapter.singular_norm == "decoder_block_0"
+    attr = explainer(batch, target=kc.next_token(7))
+    pad = explainer(batch, target=kc.next_token(7), baselines=0)  # token id 0
+    np.testing.assert_allclose(attr[units[1]], pad[units[1]], rtol=1e-6)
+    assert attr.relative_delta([units[1]]).max() < 0.01
+    with pytest.warns(UserWarning, match="zero embedding.*'decoder_block_0'.*divides by its norm"):
+        zero = explainer(batch, target=kc.next_token(7),
+                         baselines=np.zeros((1, 1, decoders.HIDDEN), "float32"))
+    assert zero.relative_delta([units[1]]).max() > 0.05
+    # GPT-2 adds a position embedding first: its default stays the zero embedding.
+    gpt2 = kc.Conductance(decoders.causal_lm("gpt2"), ["transformer_layer_1"],
+                          start_layer="token_embedding", verbose=0)
+    assert gpt2.adapter.singular_norm is None
+    assert gpt2.adapter.default_baseline == "the zero embedding"
