@@ -31,6 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_conductance import unit_meanings
 from keras_conductance.graph import layer_graph, sub_model
 from keras_conductance.taps import INPUT_SUFFIX, OUTPUT_SUFFIX, Tap, TapRecorder
 from keras_conductance.targets import logits_of, squashing_of
@@ -153,16 +154,25 @@ class ModelAdapter:
                  require_path: bool = True):
         graph = layer_graph(model)
         self.model, self.graph = model, graph
-        self.layers = [] if not layers else as_names(layers, argument)
+        requested = [] if not layers else as_names(layers, argument)
+        # Units by meaning ("block:ffn_neurons", "*:heads") resolve to a
+        # sublayer tensor or a block output; results keep the user's names.
+        self.layers = as_names(unit_meanings.expand(graph, requested), argument) \
+            if requested else []
+        meanings = {n: unit_meanings.resolve(graph, n) for n in self.layers}
+        self._internal = {n: (m.resolves_to if m else n) for n, m in meanings.items()}
+        self.channel_axes = {n: (m.channel_axis if m else -1) for n, m in meanings.items()}
         self.output_index = self._output_index(output)
         self.output_name = graph.output_names[self.output_index]
         out = graph.outputs[self.output_index]
         self.squash = None if pre_softmax else squashing_of(out)
         explained = logits_of(out, model.name) if pre_softmax else out
         self._out, self._explained = out, explained
-        graph_names = [n for n in self.layers if n in graph.tensors]
-        taps = [self._tap(n, argument) for n in self.layers if n not in graph.tensors]
-        self.tensors = graph.resolve(graph_names, argument)
+        inside = self._internal
+        graph_names = [n for n in self.layers if inside[n] in graph.tensors]
+        taps = [dataclasses.replace(self._tap(inside[n], argument), name=n)
+                for n in self.layers if inside[n] not in graph.tensors]
+        self.tensors = graph.resolve([inside[n] for n in graph_names], argument)
         self.taps = TapRecorder(taps)
         # The probe yields graph layers first, then taps; ``unit_order``
         # puts them back in the order the user asked for.
@@ -341,12 +351,18 @@ class ModelAdapter:
 
     # -- cut analysis -------------------------------------------------------------
 
+    def _graph_names(self, names: Sequence[str]) -> List[str]:
+        inside = getattr(self, "_internal", {})
+        return [inside.get(n, n) for n in names]
+
     def cut(self, names: Sequence[str]) -> bool:
         """Whether ``names`` together cut every interpolated path to the output."""
-        return self.graph.is_cut(names, sources=self._path or None, outputs=[self._out])
+        return self.graph.is_cut(self._graph_names(names), sources=self._path or None,
+                                 outputs=[self._out])
 
     def check_cut(self, names: Sequence[str], what: str = "layer"):
-        self.graph.check_cut(names, what, sources=self._path or None, outputs=[self._out])
+        self.graph.check_cut(self._graph_names(names), what, sources=self._path or None,
+                             outputs=[self._out])
 
     def sub_model(self, inputs: list, outputs: list, name: str) -> keras.Model:
         """A model between symbolic tensors of this graph (weights shared)."""

@@ -111,6 +111,9 @@ class Attribution:
         path_scores: ``(B, P)`` the score F at each path point of the final
             rule (useful to see where along the path F changes).
         alphas: ``(P,)`` the path points of ``path_scores``.
+        channel_axes: unit -> its filter axis when ``per_filter`` is given
+            none: -2 for attention heads by meaning (``"block:heads"``),
+            else -1.
     """
 
     measure: str
@@ -124,6 +127,7 @@ class Attribution:
     is_cut: Dict[str, Optional[bool]]
     path_scores: Optional[np.ndarray] = None
     alphas: Optional[np.ndarray] = None
+    channel_axes: Dict[str, int] = dataclasses.field(default_factory=dict)
 
     # Read-only mapping: layer name -> scores.
     def __getitem__(self, layer: str) -> np.ndarray:
@@ -179,15 +183,19 @@ class Attribution:
         layers = self.layers[:1] if layers is None else list(layers)
         return relative_error(self.delta_of(layers), self.output_diff)
 
-    def per_filter(self, layer: str, channel_axis: int = -1) -> np.ndarray:
+    def per_filter(self, layer: str, channel_axis: Optional[int] = None) -> np.ndarray:
         """``(B, C)``: scores summed over every axis but batch and channel.
 
         Args:
             layer: layer name.
             channel_axis: axis of the layer output holding the channels
                 (filters); -1 for channels-last, 1 for channels-first.
+                Default: the unit's own (-2, the head axis, for
+                ``"block:heads"``; else -1).
         """
         values = self[layer]
+        if channel_axis is None:
+            channel_axis = self.channel_axes.get(layer, -1)
         if values.ndim < 2:
             raise ValueError(
                 f"Layer {layer!r} has output shape {values.shape[1:]}: there "
@@ -202,7 +210,8 @@ class Attribution:
         moved = np.moveaxis(values, axis, -1)
         return moved.reshape(moved.shape[0], -1, moved.shape[-1]).sum(axis=1)
 
-    def top_filters(self, layer: str, k: int = 10, channel_axis: int = -1) -> np.ndarray:
+    def top_filters(self, layer: str, k: int = 10,
+                    channel_axis: Optional[int] = None) -> np.ndarray:
         """``(B, k)`` int indices of the k filters with the largest score."""
         scores = self.per_filter(layer, channel_axis)
         return np.argsort(-scores, axis=1)[:, :k]

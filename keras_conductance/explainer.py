@@ -326,6 +326,7 @@ class Conductance:
             is_cut=dict(self.is_cut),
             path_scores=sums.path_scores,
             alphas=np.asarray(alphas, np.float32),
+            channel_axes=dict(self.adapter.channel_axes),
         )
 
         def make(measure, arrays):

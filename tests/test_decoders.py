@@ -138,3 +138,55 @@ def test_rms_norm_decoders_default_to_the_pad_token_and_the_warning_names_the_no
                           start_layer="token_embedding", verbose=0)
     assert gpt2.adapter.singular_norm is None
     assert gpt2.adapter.default_baseline == "the zero embedding"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["gpt2", "gemma", "gemma3", "llama3", "mistral", "qwen2",
+                                    "qwen3", "phi3"])
+def test_every_causal_lm_family_from_its_token_embedding(family, rng):
+    import decoders
+
+    lm = decoders.causal_lm(family)
+    batch = _batch(rng)
+    units = ["*:residual", "*:ffn_neurons", "*:heads"]
+    explainer = kc.Conductance(lm, units, start_layer="token_embedding", verbose=0)
+    names = explainer.layers
+    blocks = [n[: -len(":residual")] for n in names if n.endswith(":residual")]
+    assert len(blocks) == decoders.LAYERS
+    inside = explainer.adapter._internal
+    # The projections the units feed, by their sublayer names, in the same pass.
+    projections = [inside[f"{b}:ffn_neurons"][: -len(":input")] for b in blocks] + [
+        inside[f"{b}:heads"][: -len(":input")] for b in blocks]
+    explainer = kc.Conductance(lm, names + projections, start_layer="token_embedding",
+                               verbose=0)
+    attr = explainer(batch, target=kc.next_token(7))  # default settings, last real position
+    logits = np.asarray(lm(batch))
+    np.testing.assert_allclose(attr.output_at_input, logits[:, -1, 7], rtol=1e-5, atol=1e-6)
+
+    def total(name):
+        return attr[name].reshape(2, -1).sum(1)
+
+    for b in blocks:
+        assert attr.is_cut[f"{b}:residual"]
+        assert attr.relative_delta([f"{b}:residual"]).max() <= 0.01
+        ffn_out = inside[f"{b}:ffn_neurons"][: -len(":input")]
+        np.testing.assert_allclose(total(f"{b}:ffn_neurons"), total(ffn_out), rtol=1e-4,
+                                   atol=1e-6)
+        heads_out = inside[f"{b}:heads"][: -len(":input")]
+        np.testing.assert_allclose(total(f"{b}:heads"), total(heads_out), rtol=1e-4, atol=1e-6)
+        assert attr[f"{b}:heads"].shape[2] == decoders.HEADS  # query heads under GQA
+        assert attr.per_filter(f"{b}:heads").shape == (2, decoders.HEADS)
+        for unit in (f"{b}:residual", f"{b}:ffn_neurons", f"{b}:heads"):
+            assert np.all(attr[unit][0, :3] == 0)  # left-padded positions
+    # The backbone with a hand-written LM head gives the same numbers.
+    backbone = lm.backbone
+    emb = backbone.get_layer("token_embedding")
+
+    def head(seq):
+        return emb(seq[:, -1:], reverse=True)[:, 0, 7]
+
+    plain = [n.rsplit("/", 1)[-1] for n in names]
+    by_hand = kc.Conductance(backbone, plain, start_layer="token_embedding",
+                             verbose=0)(batch, target=head)
+    for name, short in zip(names, plain):
+        np.testing.assert_allclose(attr[name], by_hand[short], rtol=1e-5, atol=1e-7)
