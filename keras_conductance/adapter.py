@@ -626,6 +626,8 @@ class Unit:
         in_graph: True for a node of the model graph (cut analysis and
             ablation by splitting apply), False for a unit inside a layer.
         calls: how often the layer runs in one forward pass.
+        resolves_to: for a unit by meaning (``"block:ffn_neurons"``), the
+            unit it stands for in this model; else None.
     """
 
     path: str
@@ -633,8 +635,11 @@ class Unit:
     shape: Optional[tuple]
     in_graph: bool
     calls: int
+    resolves_to: Optional[str] = None
 
     def __str__(self) -> str:
+        if self.resolves_to is not None:  # a unit by meaning
+            return f"{self.path}  = {self.resolves_to}  {self.shape}"
         where = "" if self.in_graph else "  (inside a layer)"
         runs = "" if self.calls == 1 else f"  [runs {self.calls} times]"
         return f"{self.path}  {self.kind}  {self.shape}{where}{runs}"
@@ -673,7 +678,18 @@ def list_units(model: keras.Model) -> List[Unit]:
         for name in graph.order:
             if not graph.is_nested_model(name):  # its layers are in the graph
                 visit(graph.operation_of(graph.tensors[name]), name, name)
-    recorder = TapRecorder(taps)
+    # Units by meaning: what each resolves to, and its shape from the same trace.
+    meanings = [unit_meanings.resolve(graph, f"{b}:{m}")
+                for b in unit_meanings.blocks(graph) for m in unit_meanings.MEANINGS]
+    for meaning in meanings:
+        path, where = meaning.resolves_to, "output"
+        if path.endswith(INPUT_SUFFIX):
+            path, where = path[: -len(INPUT_SUFFIX)], "input"
+        layer = graph.sublayer(path) if "/" in path and path not in graph.tensors else \
+            graph.operation_of(graph.tensors[path])
+        taps.append(Tap(meaning.name, layer, where))
+        owners.append(None)
+    recorder = TapRecorder(taps, strict=False)
     seen = []
 
     def trace(*inputs):
@@ -685,15 +701,23 @@ def list_units(model: keras.Model) -> List[Unit]:
 
     tf.function(trace).get_concrete_function(
         *[tf.TensorSpec(t.shape, t.dtype) for t in graph.inputs])
-    inner = {}
+    inner, by_meaning = {}, {}
     for tap, owner, tensors in zip(taps, owners, seen):
         one = len(tensors) == 1 and hasattr(tensors[0], "shape")
+        if owner is None:
+            by_meaning[tap.name] = tuple(tensors[0].shape) if one else None
+            continue
         inner.setdefault(owner, []).append(Unit(
             tap.name, type(tap.layer).__name__, tuple(tensors[0].shape) if one else None,
             False, len(tensors)))
     units = []
     for name in graph.order:
         op = graph.operation_of(graph.tensors[name])
-        units.append(Unit(name, type(op).__name__, tuple(graph.tensors[name].shape), True, 1))
+        # A nested model's tensor is its last inner layer's: name the model.
+        kind = "Model (nested; its layers follow)" if graph.is_nested_model(name) \
+            else type(op).__name__
+        units.append(Unit(name, kind, tuple(graph.tensors[name].shape), True, 1))
         units.extend(inner.get(name, []))
+    units.extend(Unit(m.name, "by meaning", by_meaning.get(m.name), m.resolves_to in graph.tensors, 1,
+                      m.resolves_to) for m in meanings)
     return units

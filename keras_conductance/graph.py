@@ -310,6 +310,12 @@ class LayerGraph:
             for parent in node.parent_nodes:
                 children[id(parent)].append(node)
         seen = {}
+        # A non-float tensor (a mask computed from token ids) carries no
+        # gradient, so no attribution flows along a path through it.
+        blocked_ids = set(blocked_ids) | {
+            id(node) for node in self._all_nodes()
+            if not node.is_input and node.outputs
+            and not any(keras.backend.is_float_dtype(t.dtype) for t in node.outputs)}
         queue = collections.deque(n for n in starts if id(n) not in blocked_ids)
         for node in queue:
             seen[id(node)] = node

@@ -77,8 +77,11 @@ def _count_message(tap: Tap, count: int) -> str:
 class TapRecorder:
     """Wraps the tapped sublayers' ``call`` for the length of a ``with``."""
 
-    def __init__(self, taps: List[Tap]):
+    def __init__(self, taps: List[Tap], strict: bool = True):
         self.taps = list(taps)
+        # strict=False records a sublayer's tuple output as it is (an LSTM
+        # cell's (h, state)), for listing units rather than explaining them.
+        self.strict = strict
 
     def __len__(self) -> int:
         return len(self.taps)
@@ -100,7 +103,7 @@ class TapRecorder:
                 patched.append((layer, had, vars(layer).get("call")))
                 value = None if replace is None else replace[i]
                 object.__setattr__(layer, "call",
-                                   _wrap(layer.call, record.seen[i], tap, value))
+                                   _wrap(layer.call, record.seen[i], tap, value, self.strict))
             yield record
         finally:
             for layer, had, previous in reversed(patched):
@@ -122,7 +125,7 @@ def _several(tap: Tap, what: str, value) -> ValueError:
     )
 
 
-def _wrap(call, seen: list, tap: Tap, value=None):
+def _wrap(call, seen: list, tap: Tap, value=None, strict: bool = True):
     def tapped(*args, **kwargs):
         if tap.where == "input":
             first = args[0] if args else next(iter(kwargs.values()))
@@ -139,6 +142,9 @@ def _wrap(call, seen: list, tap: Tap, value=None):
             return call(*args, **kwargs)
         out = call(*args, **kwargs)
         if isinstance(out, (list, tuple, dict)):
+            if not strict:
+                seen.append(out)
+                return out
             # e.g. MultiHeadAttention(return_attention_scores=True), an RNN
             # with return_state=True.
             raise _several(tap, "output", out)

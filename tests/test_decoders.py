@@ -190,3 +190,40 @@ def test_every_causal_lm_family_from_its_token_embedding(family, rng):
                              verbose=0)(batch, target=head)
     for name, short in zip(names, plain):
         np.testing.assert_allclose(attr[name], by_hand[short], rtol=1e-5, atol=1e-7)
+
+
+def test_list_units_shows_what_units_by_meaning_resolve_to():
+    import decoders
+
+    units = {u.path: u for u in kc.list_units(decoders.causal_lm("gemma"))}
+    ffn = units["decoder_block_1:ffn_neurons"]
+    assert ffn.resolves_to == "decoder_block_1/ffw_linear:input"
+    assert ffn.shape == (None, None, decoders.FFN // 2)  # Gemma's gate halves it
+    heads = units["decoder_block_0:heads"]
+    assert heads.resolves_to == "decoder_block_0/attention/attention_output:input"
+    assert heads.shape == (None, None, decoders.HEADS, decoders.HIDDEN // decoders.HEADS)
+    assert units["decoder_block_0:residual"].in_graph
+    assert units["gemma_backbone"].kind.startswith("Model")
+    assert "= decoder_block_1/ffw_linear:input" in str(ffn)
+    with pytest.raises(ValueError, match=r"no heads.*Units by meaning of 'token_embedding'"):
+        kc.Conductance(decoders.causal_lm("gemma"), ["token_embedding:heads"],
+                       start_layer="token_embedding")
+
+
+def test_masked_lstm_from_its_embedding(rng):
+    keras.utils.set_random_seed(0)
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    e = keras.layers.Embedding(30, 8, mask_zero=True, name="embedding")(ids)
+    h = keras.layers.LSTM(6, name="lstm")(e)
+    hidden = keras.layers.Dense(4, activation="tanh", name="hidden")(h)
+    model = keras.Model(ids, keras.layers.Dense(2, name="logits")(hidden))
+    x = rng.integers(1, 30, (3, 7)).astype("int32")
+    x[0, 4:] = 0  # padded: the mask (computed from the ids) is held constant
+    attr = kc.conductance(model, x, ["lstm", "hidden"], start_layer="embedding", target=1,
+                          verbose=0)
+    assert np.all(np.abs(attr.output_diff) > 1e-4)
+    assert attr.relative_delta(["lstm"]).max() <= 0.01
+    assert attr.relative_delta(["hidden"]).max() <= 0.01
+    units = {u.path: u for u in kc.list_units(model)}
+    assert units["lstm"].shape == (None, 6)
+    assert units["lstm/lstm_cell"].shape is None  # it returns (h, [h, c])
