@@ -57,7 +57,9 @@ class Conductance:
             index); ``target`` then indexes within it.
         start_layer: start the path at this layer's output instead of the
             model inputs, e.g. the ``Embedding`` of a text model (token ids
-            cannot be interpolated). The default baseline is then zero.
+            cannot be interpolated). The default baseline is then zero, or
+            the pad token's embedding where the embedding feeds a
+            normalization directly (RMSNorm decoders: Llama, Gemma, ...).
         interpolate: the model inputs (names or indices) that move along
             the path; the others are held constant at every path point.
             Default: the float inputs (none with ``start_layer``).
@@ -236,9 +238,12 @@ class Conductance:
                 several inputs a list (``model.inputs`` order) or a dict keyed
                 by input name (token ids when ``start_layer`` is set).
             target: None (each example's top predicted class), an int, a
-                ``(B,)`` int array, or a callable ``outputs (N, ...) -> (N,)``
-                applied to the explained output.
-            baselines: None (zeros; the zero embedding with ``start_layer``),
+                ``(B,)`` int array, a callable ``outputs (N, ...) -> (N,)``
+                applied to the explained output, or for a language model's
+                ``(B, T, V)`` logits ``kc.next_token(id)``,
+                ``kc.logit_difference(a, b)`` or ``kc.continuation(ids)``.
+            baselines: None (zeros; with ``start_layer`` the zero embedding,
+                or the pad token's for RMSNorm decoders),
                 an array broadcastable to the interpolated input (with
                 ``start_layer``: token ids, or vectors broadcastable to the
                 start layer's output), or the inputs' structure.

@@ -73,8 +73,10 @@ def measures(
         inputs: ``(B, *input_shape)`` examples; for several inputs a list in
             ``model.inputs`` order or a dict keyed by input name.
         layers: a layer name or list of names.
-        target: None (top predicted class), int, ``(B,)`` ints, or a callable
-            ``outputs (N, ...) -> scores (N,)`` of the explained output.
+        target: None (top predicted class), int, ``(B,)`` ints, a callable
+            ``outputs (N, ...) -> scores (N,)`` of the explained output, or a
+            language-model target (``kc.next_token``, ``kc.logit_difference``,
+            ``kc.continuation``).
         baselines: None (zeros), an array broadcastable to the interpolated
             input, or the inputs' structure.
         output: the explained output (name or index) of a multi-output model.

@@ -9,8 +9,9 @@ import numpy as np
 
 __all__ = ["resolve_target", "strip_softmax", "output_activation", "squashing_of", "logits_of"]
 
-Target = Union[None, int, np.ndarray, Callable]
-"""None, an int, a per-example int array, or a callable ``outputs -> (N,)``."""
+Target = Union[None, int, np.ndarray, Callable, "TokenTarget"]
+"""None, an int, a per-example int array, a callable ``outputs -> (N,)``, or a
+language-model ``TokenTarget`` (``kc.next_token(...)``)."""
 
 _SQUASHING = ("softmax", "sigmoid")
 
