@@ -114,6 +114,9 @@ class Attribution:
         channel_axes: unit -> its filter axis when ``per_filter`` is given
             none: -2 for attention heads by meaning (``"block:heads"``),
             else -1.
+        unjudged: the units whose completeness could not be checked (units
+            inside layers, layers that are not cuts): ``tolerance`` and the
+            convergence warning speak only for the others.
     """
 
     measure: str
@@ -128,6 +131,7 @@ class Attribution:
     path_scores: Optional[np.ndarray] = None
     alphas: Optional[np.ndarray] = None
     channel_axes: Dict[str, int] = dataclasses.field(default_factory=dict)
+    unjudged: List[str] = dataclasses.field(default_factory=list)
 
     # Read-only mapping: layer name -> scores.
     def __getitem__(self, layer: str) -> np.ndarray:

@@ -142,6 +142,13 @@ class Conductance:
         return bool(self._convergence_groups())
 
     @property
+    def unjudged(self) -> List[str]:
+        """Requested units whose completeness cannot be checked: units inside
+        layers, and layers that are not cuts (alone or with the others)."""
+        judged = {n for group in self._convergence_groups() for n in group}
+        return [n for n in self.layers if n not in judged]
+
+    @property
     def tracing_count(self) -> int:
         """How many times the compiled functions were traced (for tests)."""
         return self._engine.tracing_count
@@ -187,6 +194,14 @@ class Conductance:
                 f"F(x) - F(x'), i.e. a cut of the network; none of {self.layers} "
                 "is one, alone or together."
             )
+        if self.unjudged:
+            self._warn_once("unjudged", (
+                f"`tolerance={tolerance}` is checked on {[n for g in groups for n in g]}, "
+                "whose conductances must add up to F(x) - F(x'). It cannot be judged on "
+                f"{self.unjudged} (units inside a layer, or not a cut), which may be "
+                "less converged. Add the cut that follows them (e.g. the block's "
+                "output, 'block:residual') or raise `n_steps`; `attr.unjudged` lists "
+                "them."))
         run = functools.partial(self._run, batch_size=batch_size, verbose=verbose)
         # One bar per refinement round, numbered against the most rounds
         # max_steps allows, so that nobody wonders how many are left.
@@ -332,6 +347,7 @@ class Conductance:
             path_scores=sums.path_scores,
             alphas=np.asarray(alphas, np.float32),
             channel_axes=dict(self.adapter.channel_axes),
+            unjudged=self.unjudged,
         )
 
         def make(measure, arrays):

@@ -227,3 +227,22 @@ def test_masked_lstm_from_its_embedding(rng):
     units = {u.path: u for u in kc.list_units(model)}
     assert units["lstm"].shape == (None, 6)
     assert units["lstm/lstm_cell"].shape is None  # it returns (h, [h, c])
+
+
+@pytest.mark.slow
+def test_vit_tolerance_names_the_units_it_cannot_judge(rng):
+    keras.utils.set_random_seed(6)
+    vit = keras_hub.models.ViTBackbone(image_shape=(16, 16, 3), patch_size=8, num_layers=2,
+                                       num_heads=2, hidden_dim=8, mlp_dim=16)
+    pooled = keras.layers.Lambda(lambda t: t[:, 0], name="class_token")(vit.output)
+    classifier = keras.Model(vit.input, keras.layers.Dense(3, name="head")(pooled))
+    images = rng.uniform(-1, 1, (2, 16, 16, 3)).astype("float32")
+    tapped = [f"vit_encoder/transformer_block_{i}" for i in (1, 2)]
+    explainer = kc.Conductance(classifier, tapped + ["class_token"], verbose=0)
+    with pytest.warns(UserWarning, match=r"checked on \['class_token'\].*cannot be judged"):
+        attr = explainer(images, target=1, tolerance=0.01)
+    assert attr.unjudged == tapped
+    assert attr.relative_delta(["class_token"]).max() <= 0.01
+    # Without a cut among the units, tolerance has nothing to check: an error.
+    with pytest.raises(ValueError, match="`tolerance` needs a layer"):
+        kc.Conductance(classifier, tapped, verbose=0)(images, target=1, tolerance=0.01)
