@@ -29,6 +29,7 @@ from keras_conductance.adapter import ModelAdapter, options_key
 from keras_conductance.cache import cached, compiled
 from keras_conductance.engine import budget_batch_size, check_batch_size, select_score
 from keras_conductance.targets import resolve_target
+from keras_conductance.token_targets import TokenTarget
 
 __all__ = ["Ablator", "FlipResult", "ablation_scores", "ablate_until_flip"]
 
@@ -284,18 +285,21 @@ class Ablator:
 
     def scores(self, inputs, *, target=None, filters=None,
                value: Union[str, float, np.ndarray] = "zero", baselines=None,
-               batch_size: Optional[int] = None) -> np.ndarray:
-        """``(B, k)``: F(x) - F(x with one filter ablated), per filter.
+               batch_size: Optional[int] = None, together: bool = False) -> np.ndarray:
+        """``(B, k)``: F(x) - F(x with one filter ablated), per filter; with
+        ``together``, ``(B,)``: the drop with all k filters ablated at once.
 
         Args:
             inputs: ``(B, *input_shape)`` examples.
             target: the explained score, as ``kc.conductance`` (None: each
-                example's top predicted class).
+                example's top predicted class; a language-model target such
+                as ``kc.logit_difference(a, b)``).
             filters: None (all filters), ``(k,)`` ints, or ``(B, k)`` ints.
             value: ``"zero"``, ``"baseline"`` (y at the baselines), a number,
                 or an array broadcastable to the layer output.
             baselines: the baselines for ``value="baseline"``.
             batch_size: most tail rows per compiled call.
+            together: ablate each row's filters together (one drop each).
         """
         arrays = self.adapter.check_inputs(inputs)
         n = arrays[0].shape[0]
@@ -305,15 +309,25 @@ class Ablator:
         sets = self._filter_sets(filters, n)
         tail = functools.partial(self._tail_outputs, y, fill, arrays, batch_size=batch_size)
         full = tail(np.arange(n), np.zeros((n, self.n_filters)))
-        target_idx, target_fn = resolve_target(target, full, n)
+        if isinstance(target, TokenTarget):
+            target_idx, target_fn = self.adapter.token_pairs(target, arrays), target.scorer
+        else:
+            target_idx, target_fn = resolve_target(target, full, n)
 
         def select(outputs, rows):
+            if isinstance(target, TokenTarget):  # the tail's rows are flat: (N, T * V)
+                vocab = int(self.adapter.explained.shape[-1])
+                outputs = outputs.reshape(len(rows), -1, vocab)
             if target_fn is not None:  # the explainer's check of the callable's shape
                 return select_score(tf.constant(outputs), tf.constant(target_idx[rows]),
                                     target_fn).numpy()
             return outputs[np.arange(len(rows)), target_idx[rows]]
 
         base = select(full, np.arange(n))
+        if together:  # each row's k filters ablated at once: one drop per example
+            masks = np.zeros((n, self.n_filters), np.float32)
+            masks[np.repeat(np.arange(n), sets.shape[1]), sets.reshape(-1)] = 1.0
+            return (base - select(tail(np.arange(n), masks), np.arange(n))).astype(np.float32)
         k = sets.shape[1]
         rows = np.repeat(np.arange(n), k)
         masks = np.zeros((n * k, self.n_filters), np.float32)
@@ -420,6 +434,7 @@ def ablation_scores(
     filters=None,
     value: Union[str, float, np.ndarray] = "zero",
     channel_axis: int = -1,
+    together: bool = False,
 ) -> np.ndarray:
     """The drop F(x) - F(x with the filter ablated), for each filter.
 
@@ -442,14 +457,18 @@ def ablation_scores(
         value: ``"zero"`` (the paper: bias -inf, post-ReLU output 0),
             ``"baseline"`` (the filter's value at the baseline, y(x')), a
             number, or an array broadcastable to the layer output.
-        channel_axis: the layer output's filter axis.
+        channel_axis: the layer output's filter axis (default -1; pass -2
+            for ``"block:heads"``).
+        together: ablate the ``filters`` of each example all at once and
+            return one drop per example (e.g. the top-k neurons).
 
     Returns:
-        float32 ``(B, n_filters)`` (``(B, k)`` when ``filters`` is given).
+        float32 ``(B, n_filters)`` (``(B, k)`` when ``filters`` is given;
+        ``(B,)`` with ``together``).
     """
     ablator = _cached(model, layer, output, start_layer, interpolate, pre_softmax, channel_axis)
     return ablator.scores(inputs, target=target, filters=filters, value=value,
-                          baselines=baselines, batch_size=batch_size)
+                          baselines=baselines, batch_size=batch_size, together=together)
 
 
 def ablate_until_flip(

@@ -389,6 +389,18 @@ class ModelAdapter:
         shape = self.explained.shape[1:]
         return int(np.prod([d for d in shape if d is not None])) if shape else 1
 
+    def token_pairs(self, target, arrays: list) -> np.ndarray:
+        """A language-model target's ``(B, J, 2)`` (position, token) pairs for
+        model-ordered input ``arrays`` (``token_ids`` and ``padding_mask`` by
+        name; a lone input is the ids)."""
+        names = self.graph.input_names
+        by_name = dict(zip(names, arrays))
+        ids = by_name.get("token_ids", arrays[0] if len(arrays) == 1 else None)
+        shape = tuple(self.explained.shape[1:])
+        if ids is not None and len(shape) == 2 and shape[0] is None:
+            shape = (ids.shape[1], shape[1])
+        return target.encode(shape, ids, by_name.get("padding_mask"), len(arrays[0]))
+
     # -- inputs --------------------------------------------------------------------
 
     def _label(self, index: int, argument: str) -> str:

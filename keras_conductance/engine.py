@@ -143,8 +143,11 @@ def check_verbose(verbose):
 
 
 def budget_batch_size(row_shape, budget: int, low: int, high: int) -> int:
-    """Rows per call that keep ``rows x prod(row_shape)`` floats near ``budget``."""
-    size = int(np.prod(row_shape))
+    """Rows per call that keep ``rows x prod(row_shape)`` floats near ``budget``.
+
+    An axis left open (``None``: a sequence of any length) counts as 512.
+    """
+    size = int(np.prod([512 if d is None else d for d in row_shape]))
     return int(np.clip(budget // max(size, 1), low, high))
 
 

@@ -290,21 +290,11 @@ class Conductance:
 
     def _target(self, target, prep: Prepared, inputs=None):
         if isinstance(target, TokenTarget):
-            return self._token_target(target, prep, inputs), target.scorer
+            return self.adapter.token_pairs(target, self.adapter.structure(inputs)), target.scorer
         if callable(target):  # no forward pass needed to choose the class
             return np.full(prep.n, -1, np.int32), target
         outputs = self._engine.forward(prep.xs, prep.consts)
         return resolve_target(target, outputs, prep.n)
-
-    def _token_target(self, target: TokenTarget, prep: Prepared, inputs) -> np.ndarray:
-        """A token target's (position, token) pairs for these inputs."""
-        names = self.adapter.graph.input_names
-        arrays = dict(zip(names, self.adapter.structure(inputs))) if inputs is not None else {}
-        ids = arrays.get("token_ids", arrays.get(names[0]) if len(names) == 1 else None)
-        shape = tuple(self.adapter.explained.shape[1:])
-        if ids is not None and len(shape) == 2 and shape[0] is None:
-            shape = (ids.shape[1], shape[1])
-        return target.encode(shape, ids, arrays.get("padding_mask"), prep.n)
 
     def __call__(self, inputs, target: Target = None, baselines=None, *,
                  n_steps: Optional[int] = None, method: Optional[str] = None,

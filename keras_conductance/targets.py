@@ -7,9 +7,11 @@ from typing import Callable, Optional, Tuple, Union
 import keras
 import numpy as np
 
+from keras_conductance.token_targets import TokenTarget
+
 __all__ = ["resolve_target", "strip_softmax", "output_activation", "squashing_of", "logits_of"]
 
-Target = Union[None, int, np.ndarray, Callable, "TokenTarget"]
+Target = Union[None, int, np.ndarray, Callable, TokenTarget]
 """None, an int, a per-example int array, a callable ``outputs -> (N,)``, or a
 language-model ``TokenTarget`` (``kc.next_token(...)``)."""
 

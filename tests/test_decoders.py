@@ -246,3 +246,28 @@ def test_vit_tolerance_names_the_units_it_cannot_judge(rng):
     # Without a cut among the units, tolerance has nothing to check: an error.
     with pytest.raises(ValueError, match="`tolerance` needs a layer"):
         kc.Conductance(classifier, tapped, verbose=0)(images, target=1, tolerance=0.01)
+
+
+def test_ablating_top_neurons_together_with_a_token_target(rng):
+    import decoders
+
+    lm = decoders.causal_lm("qwen3")
+    batch = _batch(rng)
+    unit = "transformer_layer_1:ffn_neurons"
+    target = kc.logit_difference(7, 3)
+    drops = kc.ablation_scores(lm, batch, unit, target=target, start_layer="token_embedding",
+                               filters=[4, 9])
+    both = kc.ablation_scores(lm, batch, unit, target=target, start_layer="token_embedding",
+                              filters=[4, 9], together=True)
+    # By hand: zero those neurons by zeroing the down projection's rows for them.
+    dense = lm.backbone.get_layer("transformer_layer_1")._feedforward_output_dense
+    kernel = dense.get_weights()
+    full = np.asarray(lm(batch))[:, -1]
+    for rows, expected in (([4], drops[:, 0]), ([9], drops[:, 1]), ([4, 9], both)):
+        edited = [w.copy() for w in kernel]
+        edited[0][rows] = 0.0
+        dense.set_weights(edited)
+        out = np.asarray(lm(batch))[:, -1]
+        dense.set_weights(kernel)
+        np.testing.assert_allclose(expected, (full[:, 7] - full[:, 3]) - (out[:, 7] - out[:, 3]),
+                                   rtol=1e-4, atol=1e-6)
