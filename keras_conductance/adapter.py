@@ -204,7 +204,7 @@ class ModelAdapter:
         if start_layer is not None and isinstance(self.graph.operation_of(path[0]),
                                                   keras.layers.Embedding):
             self.singular_norm = graph.normalization_fed_by(path[0])
-        self.pad_token_id = _pad_token_id(model) if self.singular_norm else None
+        self._token_baseline = None  # ("pad", id) or ("mean", vector), chosen when first needed
         # A tapped unit lives inside a layer: whether it cuts the network is
         # unknown (None), so its units need not add up to F(x) - F(x').
         self.is_cut = {n: (self.cut([n]) if n in graph_names else None) for n in self.layers}
@@ -533,22 +533,60 @@ class ModelAdapter:
         consts = [np.asarray(c) for c in consts]
         return Prepared(xs, self._baselines(baselines, arrays, xs), consts)
 
+    def token_baseline(self):
+        """The default baseline of an RMSNorm decoder's path, or None.
+
+        The pad token's embedding, unless that row looks untrained (RMS
+        below half the median row's: a pad id a model never saw, Llama 3's
+        reserved tokens), which would start the path almost at the norm's
+        singular point again; then the mean of all token embeddings.
+
+        Returns:
+            None (not such a model), ``("pad", id)`` or ``("mean", (D,))``.
+        """
+        if self.singular_norm is None:
+            return None
+        if self._token_baseline is None:
+            pad = _pad_token_id(self.model)
+            table = tf.cast(self.graph.operation_of(self._path[0]).embeddings, tf.float32)
+            rms = tf.sqrt(tf.reduce_mean(tf.square(table), axis=1)).numpy()
+            if rms[pad] >= 0.5 * np.median(rms):
+                self._token_baseline = ("pad", pad)
+            else:
+                self._token_baseline = ("mean", tf.reduce_mean(table, axis=0).numpy())
+        return self._token_baseline
+
     @property
     def default_baseline(self) -> str:
         """What ``baselines=None`` means for this model, in words."""
-        if self.pad_token_id is not None:
-            return f"the pad token's embedding (id {self.pad_token_id}) at every position"
+        kind = self.token_baseline()
+        if kind is not None and kind[0] == "pad":
+            return f"the pad token's embedding (id {kind[1]}) at every position"
+        if kind is not None:
+            return ("the mean token embedding at every position (the pad token's row "
+                    "looks untrained)")
         return "the zero embedding" if self._head is not None else "zeros"
 
     def starts_at_singular_norm(self, prepared: "Prepared") -> bool:
-        """Whether the path starts at the zero embedding of a model whose
-        normalization then divides by |0| (see ``singular_norm``)."""
-        return self.singular_norm is not None and not np.any(prepared.baselines[0])
+        """Whether the path starts at (or near) the zero embedding of a model
+        whose normalization then divides by about |0| (``singular_norm``):
+        a baseline whose RMS is under a quarter of the input's."""
+        if self.singular_norm is None:
+            return False
+
+        def rms(t):
+            return np.sqrt(np.mean(np.square(t), axis=tuple(range(1, t.ndim))))
+
+        x, b = prepared.xs[0], prepared.baselines[0]
+        return bool(np.any(rms(b) < 0.25 * rms(x)))
 
     def _baselines(self, baselines, arrays, xs) -> List[np.ndarray]:
-        if baselines is None and self.pad_token_id is not None:
-            pad = np.asarray(self.pad_token_id)
-            return self._baselines_from_raw(self._ids_baseline(pad, arrays), xs)
+        kind = self.token_baseline() if baselines is None else None
+        if kind is not None and kind[0] == "pad":
+            return self._baselines_from_raw(self._ids_baseline(np.asarray(kind[1]), arrays), xs)
+        if kind is not None:
+            return [self._broadcast(kind[1], xs[0], "the start layer's output")] + [
+                np.zeros_like(x) for x in xs[1:]]
         if baselines is None:
             return [np.zeros_like(x) for x in xs]
         structured = isinstance(baselines, (dict, list, tuple)) and (

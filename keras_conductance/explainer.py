@@ -409,12 +409,13 @@ def singular_norm_message(adapter, percent: float, method: str, n_steps: int) ->
     badly, and what to do instead."""
     return (
         f"Completeness error |delta| reaches {percent:.1f}% of |F(x) - F(x')| with "
-        f"method={method!r}, n_steps={n_steps} because the path starts at the zero "
-        f"embedding: the first normalization in '{adapter.singular_norm}' then receives "
-        "an all-zero residual stream and divides by its norm, so along the path it is "
-        "nearly a step at alpha ~ 0, which no practical number of steps resolves. "
-        "Start from a token instead: the default baseline (`baselines=None`) is "
-        f"{adapter.default_baseline}, or pass token ids (e.g. `baselines=0`).")
+        f"method={method!r}, n_steps={n_steps} because the path starts at (or near) the "
+        f"zero embedding: the first normalization in '{adapter.singular_norm}' then "
+        "receives an (almost) all-zero residual stream and divides by its norm, so along "
+        "the path it is nearly a step at alpha ~ 0, which no practical number of steps "
+        "resolves. Start from a token whose embedding is as large as the input's: the "
+        f"default baseline (`baselines=None`) is {adapter.default_baseline}; or pass "
+        "token ids (`baselines=<id>`) or an embedding vector.")
 
 
 def unchanged_message(count: int, total: int) -> str:
