@@ -195,7 +195,8 @@ def test_every_causal_lm_family_from_its_token_embedding(family, rng):
 def test_list_units_shows_what_units_by_meaning_resolve_to():
     import decoders
 
-    units = {u.path: u for u in kc.list_units(decoders.causal_lm("gemma"))}
+    lm = decoders.causal_lm("gemma")
+    units = {u.path: u for u in kc.list_units(lm)}
     ffn = units["decoder_block_1:ffn_neurons"]
     assert ffn.resolves_to == "decoder_block_1/ffw_linear:input"
     assert ffn.shape == (None, None, decoders.FFN // 2)  # Gemma's gate halves it
@@ -203,10 +204,10 @@ def test_list_units_shows_what_units_by_meaning_resolve_to():
     assert heads.resolves_to == "decoder_block_0/attention/attention_output:input"
     assert heads.shape == (None, None, decoders.HEADS, decoders.HIDDEN // decoders.HEADS)
     assert units["decoder_block_0:residual"].in_graph
-    assert units["gemma_backbone"].kind.startswith("Model")
+    assert units[lm.backbone.name].kind.startswith("Model")  # gemma_backbone(_N)
     assert "= decoder_block_1/ffw_linear:input" in str(ffn)
     with pytest.raises(ValueError, match=r"no heads.*Units by meaning of 'token_embedding'"):
-        kc.Conductance(decoders.causal_lm("gemma"), ["token_embedding:heads"],
+        kc.Conductance(lm, ["token_embedding:heads"],
                        start_layer="token_embedding")
 
 
@@ -271,3 +272,24 @@ def test_ablating_top_neurons_together_with_a_token_target(rng):
         dense.set_weights(kernel)
         np.testing.assert_allclose(expected, (full[:, 7] - full[:, 3]) - (out[:, 7] - out[:, 3]),
                                    rtol=1e-4, atol=1e-6)
+
+
+def test_an_untrained_pad_row_gives_the_mean_embedding_baseline(rng):
+    import decoders
+
+    lm = decoders.causal_lm("mistral")
+    emb = lm.backbone.get_layer("token_embedding")
+    table = emb.embeddings.numpy()
+    table[0] *= 0.01  # a pad id the model never saw: its row stayed near zero
+    emb.embeddings.assign(table)
+    batch = _batch(rng)
+    explainer = kc.Conductance(lm, ["transformer_layer_1"], start_layer="token_embedding",
+                               verbose=0)
+    assert "mean token embedding" in explainer.adapter.default_baseline
+    prep = explainer.adapter.prepare(batch)
+    np.testing.assert_allclose(prep.baselines[0][1, 3], table.mean(0), rtol=1e-5, atol=1e-7)
+    attr = explainer(batch, target=kc.next_token(7))
+    assert attr.relative_delta(["transformer_layer_1"]).max() <= 0.01
+    # The pad row itself as baseline is near the norm's singular point: warned.
+    with pytest.warns(UserWarning, match="near\\) the zero embedding"):
+        explainer(batch, target=kc.next_token(7), baselines=0)
