@@ -30,6 +30,13 @@ def resolve_target(
         outputs_at_input: model outputs at the inputs, ``(B, ...)``.
         n_examples: B.
     """
+    if isinstance(target, TokenTarget):
+        # Reached only by the entry points that do not encode token targets.
+        raise TypeError(
+            f"`target={target!r}` is a language-model target: kc.conductance, "
+            "kc.measures, kc.Conductance and kc.ablation_scores take it; this function "
+            "does not yet. Pass a callable `logits (N, T, V) -> (N,)` instead, e.g. "
+            "`lambda o: o[:, -1, token]`.")
     if callable(target):
         return np.full(n_examples, -1, np.int32), target
     n_classes = int(np.prod(outputs_at_input.shape[1:])) if outputs_at_input.ndim > 1 else 1
