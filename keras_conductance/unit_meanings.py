@@ -26,8 +26,10 @@ __all__ = ["MEANINGS", "Meaning", "blocks", "expand", "resolve"]
 MEANINGS = ("ffn_neurons", "heads", "residual")
 WILDCARD = "*"
 
-# The FFN output projection, by the sublayer names keras-hub families use.
-_FFN_OUTPUT = ("feedforward_output_dense", "ffw_linear", "_feedforward_output_dense")
+# The FFN output projection, by the sublayer names keras-hub families use
+# ("mlp/dense_2": ViT's MLP, whose generic names only count inside "mlp").
+_FFN_OUTPUT = ("feedforward_output_dense", "ffw_linear", "_feedforward_output_dense",
+               "mlp/dense_2")
 _ATTENTION_OUTPUT = ("attention_output", "_output_dense", "o_proj")
 
 
@@ -40,10 +42,15 @@ class Meaning(NamedTuple):
 
 
 def _find(layer, names, prefix: str = "", depth: int = 2) -> Optional[str]:
-    """The path (below ``layer``) of the first sublayer named in ``names``."""
+    """The path (below ``layer``) of the first sublayer named in ``names``
+    (a name may be a two-step path, ``"mlp/dense_2"``)."""
     for child in sublayers(layer):
         if child.name in names:
             return prefix + child.name
+        for name in names:
+            head, _, tail = name.partition("/")
+            if tail and child.name == head and tail in [c.name for c in sublayers(child)]:
+                return f"{prefix}{head}/{tail}"
     if depth > 1:
         for child in sublayers(layer):
             found = _find(child, names, f"{prefix}{child.name}/", depth - 1)
@@ -52,8 +59,15 @@ def _find(layer, names, prefix: str = "", depth: int = 2) -> Optional[str]:
     return None
 
 
+def _layer(graph: LayerGraph, block: str):
+    """A graph layer, or a layer inside one (``"vit_encoder/transformer_block_1"``)."""
+    if block in graph.tensors:
+        return graph.operation_of(graph.tensors[block])
+    return graph.sublayer(block)
+
+
 def _parts(graph: LayerGraph, block: str) -> Dict[str, str]:
-    layer = graph.operation_of(graph.tensors[block])
+    layer = _layer(graph, block)
     parts = {}
     ffn = _find(layer, _FFN_OUTPUT)
     if ffn:
@@ -67,16 +81,21 @@ def _parts(graph: LayerGraph, block: str) -> Dict[str, str]:
 
 
 def blocks(graph: LayerGraph) -> List[str]:
-    """The graph layers that are transformer blocks, in order."""
+    """The transformer blocks, in order: graph layers, or the layers one
+    level inside a graph layer (a ViT's blocks inside ``vit_encoder``)."""
     seen, found = set(), []
     for name in graph.order:
         op = graph.operation_of(graph.tensors[name])
         if id(op) in seen or graph.is_nested_model(name) or "@" in name:
             continue
         seen.add(id(op))
+        plain = name.rsplit("/", 1)[-1]  # its short name when that is unique
+        short = plain if graph.tensors.get(plain) is graph.tensors[name] else name
         if len(_parts(graph, name)) == 3:
-            plain = name.rsplit("/", 1)[-1]  # its short name when that is unique
-            found.append(plain if graph.tensors.get(plain) is graph.tensors[name] else name)
+            found.append(short)
+            continue
+        found.extend(f"{short}/{child.name}" for child in sublayers(op)
+                     if len(_parts(graph, f"{short}/{child.name}")) == 3)
     return found
 
 
@@ -115,7 +134,7 @@ def resolve(graph: LayerGraph, name: str) -> Optional[Meaning]:
     block, meaning = _split(name)
     if block is None:
         return None
-    if block not in graph.tensors:
+    if block not in graph.tensors and "/" not in block:
         graph.resolve([block], "layers")  # "No such layer", with the list
     parts = _parts(graph, block)
     if meaning not in parts:

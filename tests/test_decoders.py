@@ -244,6 +244,22 @@ def test_vit_tolerance_names_the_units_it_cannot_judge(rng):
         attr = explainer(images, target=1, tolerance=0.01)
     assert attr.unjudged == tapped
     assert attr.relative_delta(["class_token"]).max() <= 0.01
+    # Units by meaning reach the blocks inside vit_encoder too.
+    meant = kc.Conductance(classifier, ["*:ffn_neurons", "*:heads", "class_token"],
+                           n_steps=16, verbose=0)
+    assert meant.layers[:2] == ["vit_encoder/transformer_block_1:ffn_neurons",
+                                "vit_encoder/transformer_block_2:ffn_neurons"]
+    assert meant.adapter._internal[meant.layers[0]] == \
+        "vit_encoder/transformer_block_1/mlp/dense_2:input"
+    by_meaning = meant(images, target=1)
+    by_path = kc.Conductance(classifier, [
+        "vit_encoder/transformer_block_1/mlp/dense_2:input",
+        "vit_encoder/transformer_block_2/mha/attention_output:input"], n_steps=16,
+        verbose=0)(images, target=1)
+    np.testing.assert_allclose(by_meaning[meant.layers[0]],
+                               by_path["vit_encoder/transformer_block_1/mlp/dense_2:input"],
+                               rtol=1e-6)
+    assert by_meaning.per_filter("vit_encoder/transformer_block_2:heads").shape == (2, 2)
     # Without a cut among the units, tolerance has nothing to check: an error.
     with pytest.raises(ValueError, match="`tolerance` needs a layer"):
         kc.Conductance(classifier, tapped, verbose=0)(images, target=1, tolerance=0.01)
