@@ -67,7 +67,11 @@ def _layer(graph: LayerGraph, block: str):
 
 
 def _parts(graph: LayerGraph, block: str) -> Dict[str, str]:
-    layer = _layer(graph, block)
+    return _layer_parts(_layer(graph, block), block)
+
+
+def _layer_parts(layer, block: str) -> Dict[str, str]:
+    """The meanings a block ``layer`` named ``block`` has, and what they resolve to."""
     parts = {}
     ffn = _find(layer, _FFN_OUTPUT)
     if ffn:
@@ -94,8 +98,11 @@ def blocks(graph: LayerGraph) -> List[str]:
         if len(_parts(graph, name)) == 3:
             found.append(short)
             continue
-        found.extend(f"{short}/{child.name}" for child in sublayers(op)
-                     if len(_parts(graph, f"{short}/{child.name}")) == 3)
+        for child in sublayers(op):
+            # A subclassed model's sublayers are named from the model itself.
+            path = child.name if graph.root is not None else f"{short}/{child.name}"
+            if len(_layer_parts(child, path)) == 3:
+                found.append(path)
     return found
 
 
