@@ -82,12 +82,13 @@ class Ablator:
             zero embedding, as in ``kc.conductance``).
         interpolate: the inputs that baselines replace (as ``kc.conductance``).
         pre_softmax: score the logits of a softmax/sigmoid output.
-        channel_axis: axis of the layer output holding the filters.
+        channel_axis: axis of the layer output holding the filters
+            (default: -1, or -2 for ``"block:heads"``).
     """
 
     def __init__(self, model: keras.Model, layer: str, *, output=None,
                  start_layer: Optional[str] = None, interpolate=None,
-                 pre_softmax: bool = False, channel_axis: int = -1):
+                 pre_softmax: bool = False, channel_axis: Optional[int] = None):
         if not isinstance(layer, str):
             raise TypeError(f"`layer` must be one layer name (str). Received: layer={layer!r}.")
         self.adapter = adapter = ModelAdapter(
@@ -110,6 +111,8 @@ class Ablator:
             self.tail = adapter.sub_model([y] + inputs, adapter.explained, "kc_ablation_tail")
             shape = tuple(y.shape)
         rank = len(shape)
+        if channel_axis is None:  # the unit's own: -2 (the head axis) for "block:heads"
+            channel_axis = adapter.channel_axes[layer]
         if not -rank <= channel_axis < rank or channel_axis % rank == 0:
             raise ValueError(
                 f"`channel_axis` must name a non-batch axis of layer {layer!r}'s "
@@ -312,7 +315,9 @@ class Ablator:
         if isinstance(target, TokenTarget):
             target_idx, target_fn = self.adapter.token_pairs(target, arrays), target.scorer
         else:
-            target_idx, target_fn = resolve_target(target, full, n)
+            lm = self.adapter.sequence_logits  # the tail's rows are flat: (N, T * V)
+            shown = full.reshape(n, -1, int(self.adapter.explained.shape[-1])) if lm else full
+            target_idx, target_fn = resolve_target(target, shown, n, lm)
 
         def select(outputs, rows):
             if isinstance(target, TokenTarget):  # the tail's rows are flat: (N, T * V)
@@ -433,7 +438,7 @@ def ablation_scores(
     pre_softmax: bool = False,
     filters=None,
     value: Union[str, float, np.ndarray] = "zero",
-    channel_axis: int = -1,
+    channel_axis: Optional[int] = None,
     together: bool = False,
 ) -> np.ndarray:
     """The drop F(x) - F(x with the filter ablated), for each filter.
@@ -457,8 +462,8 @@ def ablation_scores(
         value: ``"zero"`` (the paper: bias -inf, post-ReLU output 0),
             ``"baseline"`` (the filter's value at the baseline, y(x')), a
             number, or an array broadcastable to the layer output.
-        channel_axis: the layer output's filter axis (default -1; pass -2
-            for ``"block:heads"``).
+        channel_axis: the layer output's filter axis (default: -1, or -2,
+            the head axis, for ``"block:heads"``).
         together: ablate the ``filters`` of each example all at once and
             return one drop per example (e.g. the top-k neurons).
 
@@ -485,7 +490,7 @@ def ablate_until_flip(
     pre_softmax: bool = False,
     max_filters: Optional[int] = None,
     value: Union[str, float, np.ndarray] = "zero",
-    channel_axis: int = -1,
+    channel_axis: Optional[int] = None,
 ) -> FlipResult:
     """Ablates filters cumulatively in ``ranking`` order until the top
     prediction of each example changes.

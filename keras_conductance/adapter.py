@@ -287,7 +287,7 @@ class ModelAdapter:
         (start,) = graph.resolve([start_layer], "start_layer")
         upstream = [graph.inputs[i] for i in graph.input_ancestors(start)]
         graph.check_cut([start_layer], what="start layer", sources=upstream,
-                        outputs=[self._out])
+                        outputs=[self._out], gradient_only=True)
         return [start] + [graph.inputs[i] for i in interp], interp
 
     def _tap(self, name, argument: str) -> Tap:
@@ -358,11 +358,11 @@ class ModelAdapter:
     def cut(self, names: Sequence[str]) -> bool:
         """Whether ``names`` together cut every interpolated path to the output."""
         return self.graph.is_cut(self._graph_names(names), sources=self._path or None,
-                                 outputs=[self._out])
+                                 outputs=[self._out], gradient_only=True)
 
     def check_cut(self, names: Sequence[str], what: str = "layer"):
         self.graph.check_cut(self._graph_names(names), what, sources=self._path or None,
-                             outputs=[self._out])
+                             outputs=[self._out], gradient_only=True)
 
     def sub_model(self, inputs: list, outputs: list, name: str) -> keras.Model:
         """A model between symbolic tensors of this graph (weights shared)."""
@@ -388,6 +388,16 @@ class ModelAdapter:
         """Scores of the explained output per example (``target`` range)."""
         shape = self.explained.shape[1:]
         return int(np.prod([d for d in shape if d is not None])) if shape else 1
+
+    @property
+    def sequence_logits(self) -> bool:
+        """Whether the explained output looks like a language model's logits:
+        ``(B, T, V)`` from a path that starts at an Embedding of V tokens."""
+        shape = tuple(self.explained.shape)
+        if self._head is None or len(shape) != 3:
+            return False
+        start = self.graph.operation_of(self._path[0])
+        return isinstance(start, keras.layers.Embedding) and shape[-1] == start.input_dim
 
     def token_pairs(self, target, arrays: list) -> np.ndarray:
         """A language-model target's ``(B, J, 2)`` (position, token) pairs for

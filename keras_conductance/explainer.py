@@ -294,7 +294,7 @@ class Conductance:
         if callable(target):  # no forward pass needed to choose the class
             return np.full(prep.n, -1, np.int32), target
         outputs = self._engine.forward(prep.xs, prep.consts)
-        return resolve_target(target, outputs, prep.n)
+        return resolve_target(target, outputs, prep.n, self.adapter.sequence_logits)
 
     def __call__(self, inputs, target: Target = None, baselines=None, *,
                  n_steps: Optional[int] = None, method: Optional[str] = None,

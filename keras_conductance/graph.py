@@ -66,8 +66,8 @@ def _nodes_between(source_ids, outputs) -> list:
             continue
         if node.is_input:
             raise ValueError(
-                f"Output {outputs} depends on the input "
-                f"'{node.operation.name}', which is not among the sub-model's inputs."
+                f"The sub-model's outputs {[t.name for t in outputs]} depend on the "
+                f"input '{node.operation.name}', which is not among its inputs."
             )
         stack.append((node, True))
         for tensor in node.arguments.keras_tensors:
@@ -299,7 +299,7 @@ class LayerGraph:
             nodes.extend(depth_nodes)
         return nodes
 
-    def _reachable_avoiding(self, blocked_ids, sources=None):
+    def _reachable_avoiding(self, blocked_ids, sources=None, gradient_only=False):
         """Nodes reachable from ``sources`` (default: every input) without
         passing a blocked node."""
         children = collections.defaultdict(list)
@@ -310,12 +310,13 @@ class LayerGraph:
             for parent in node.parent_nodes:
                 children[id(parent)].append(node)
         seen = {}
-        # A non-float tensor (a mask computed from token ids) carries no
-        # gradient, so no attribution flows along a path through it.
-        blocked_ids = set(blocked_ids) | {
-            id(node) for node in self._all_nodes()
-            if not node.is_input and node.outputs
-            and not any(keras.backend.is_float_dtype(t.dtype) for t in node.outputs)}
+        if gradient_only:
+            # A non-float tensor (a mask computed from held-constant token
+            # ids) carries no gradient: no attribution flows along it.
+            blocked_ids = set(blocked_ids) | {
+                id(node) for node in self._all_nodes()
+                if not node.is_input and node.outputs
+                and not any(keras.backend.is_float_dtype(t.dtype) for t in node.outputs)}
         queue = collections.deque(n for n in starts if id(n) not in blocked_ids)
         for node in queue:
             seen[id(node)] = node
@@ -346,7 +347,8 @@ class LayerGraph:
                     queue.append(child)
         return out
 
-    def bypasses(self, names: Sequence[str], sources=None, outputs=None) -> List[str]:
+    def bypasses(self, names: Sequence[str], sources=None, outputs=None,
+                 gradient_only: bool = False) -> List[str]:
         """Layers where a path that avoids ``names`` rejoins the network.
 
         Args:
@@ -362,7 +364,7 @@ class LayerGraph:
             sources to the outputs.
         """
         blocked = {id(self._node_of(t)) for t in self.resolve(names)}
-        reach = self._reachable_avoiding(blocked, sources)
+        reach = self._reachable_avoiding(blocked, sources, gradient_only)
         outputs = self.model.outputs if outputs is None else outputs
         output_nodes = [self._node_of(t) for t in outputs]
         if not any(id(n) in reach for n in output_nodes):
@@ -403,7 +405,10 @@ class LayerGraph:
                 continue
             seen.add(id(node))
             op = node.operation
-            if _normalizes(op) or any(_normalizes(s) for s in sublayers(op)):
+            # A post-norm block (normalize_first=False) adds the attention to
+            # its input before any norm: the zero embedding is no singular point.
+            pre_norm = getattr(op, "normalize_first", True) is not False
+            if _normalizes(op) or (pre_norm and any(_normalizes(s) for s in sublayers(op))):
                 return op.name
             if len(node.arguments.keras_tensors) != 1 or not _elementwise(op):
                 continue
@@ -458,8 +463,9 @@ class LayerGraph:
             layer, prefix = children[name], join(name)
         return layer
 
-    def is_cut(self, names: Sequence[str], sources=None, outputs=None) -> bool:
-        return not self.bypasses(names, sources, outputs)
+    def is_cut(self, names: Sequence[str], sources=None, outputs=None,
+               gradient_only: bool = False) -> bool:
+        return not self.bypasses(names, sources, outputs, gradient_only)
 
     def nearest_cuts(self, name: str, limit: int = 2) -> List[str]:
         """Single layers that are cuts, nearest to ``name`` in graph order."""
@@ -481,9 +487,10 @@ class LayerGraph:
         return cuts
 
     def check_cut(self, names: Sequence[str], what: str = "layer", sources=None,
-                  outputs=None) -> None:
-        """Raises ValueError naming the bypass when ``names`` is not a cut."""
-        bypass = self.bypasses(names, sources, outputs)
+                  outputs=None, gradient_only: bool = False) -> None:
+        """Raises ValueError naming the bypass when ``names`` is not a cut
+        (``gradient_only``: paths through non-float tensors do not count)."""
+        bypass = self.bypasses(names, sources, outputs, gradient_only)
         if not bypass:
             return
         label = names[0] if len(names) == 1 else list(names)

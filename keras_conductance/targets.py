@@ -19,7 +19,8 @@ _SQUASHING = ("softmax", "sigmoid")
 
 
 def resolve_target(
-    target: Target, outputs_at_input: np.ndarray, n_examples: int
+    target: Target, outputs_at_input: np.ndarray, n_examples: int,
+    sequence_logits: bool = False,
 ) -> Tuple[np.ndarray, Optional[Callable]]:
     """Returns ``(indices (B,) int32, callable or None)``.
 
@@ -29,6 +30,8 @@ def resolve_target(
             outputs ``(N, ...)`` to scores ``(N,)``.
         outputs_at_input: model outputs at the inputs, ``(B, ...)``.
         n_examples: B.
+        sequence_logits: the outputs are a language model's ``(B, T, V)``
+            logits, where an int or array target is refused.
     """
     if isinstance(target, TokenTarget):
         # Reached only by the entry points that do not encode token targets.
@@ -40,12 +43,12 @@ def resolve_target(
     if callable(target):
         return np.full(n_examples, -1, np.int32), target
     n_classes = int(np.prod(outputs_at_input.shape[1:])) if outputs_at_input.ndim > 1 else 1
-    if outputs_at_input.ndim == 3 and not callable(target):
+    if sequence_logits and target is not None and not callable(target):
         # An int would index the flattened (T * V) values: target 5 is
         # position 0, unit 5 -- never what a language-model user means.
         raise ValueError(
-            f"The explained output has shape {outputs_at_input.shape} (batch, sequence, "
-            f"units), e.g. a language model's logits: `target={target!r}` would index its "
+            f"The explained output has shape {outputs_at_input.shape}, a language model's "
+            f"(batch, sequence, vocabulary) logits: `target={target!r}` would index its "
             "flattened values. Pass `target=kc.next_token(token_id)` (or "
             "`kc.logit_difference(a, b)`, `kc.continuation(ids)`), or a callable "
             "`outputs -> (N,)` scores.")

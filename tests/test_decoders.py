@@ -42,10 +42,10 @@ def test_a_layer_called_twice_is_named_per_call_and_starts_at_its_first_call(rng
     np.testing.assert_allclose(attr.output_at_input, np.asarray(model(ids))[:, -1, 7],
                                rtol=1e-5)
     assert attr.relative_delta(["block"]).max() < 0.01
-    # The second call is addressable too: here the explained output itself.
+    # The second call is its own tensor (the LM head's logits), and addressable.
     last = kc.conductance(model, ids, ["token_embedding@1"], start_layer="token_embedding@0",
                           target=lambda o: o[:, -1, 7], n_steps=8, verbose=0)
-    np.testing.assert_allclose(last.delta["token_embedding@1"], 0.0, atol=1e-5)
+    assert last["token_embedding@1"].shape == (3, 5, 50)
 
 
 def test_a_nested_model_called_by_keyword_equals_one_called_positionally(rng):
@@ -309,3 +309,28 @@ def test_an_untrained_pad_row_gives_the_mean_embedding_baseline(rng):
     # The pad row itself as baseline is near the norm's singular point: warned.
     with pytest.warns(UserWarning, match="near\\) the zero embedding"):
         explainer(batch, target=kc.next_token(7), baselines=0)
+
+
+def test_only_language_model_logits_refuse_int_targets_and_post_norm_keeps_zero(rng):
+    keras.utils.set_random_seed(2)
+    x = keras.Input((4,))
+    tagger = keras.Model(x, keras.layers.Reshape((4, 3))(keras.layers.Dense(12)(x)))
+    attr = kc.conductance(tagger, rng.normal(size=(2, 4)).astype("float32"),
+                          [tagger.layers[1].name], target=1, verbose=0)
+    assert attr.output_at_input.shape == (2,)  # a (B, 4, 3) output, not LM logits: fine
+    ids = keras.Input((None,), dtype="int32")
+    e = keras.layers.Embedding(30, 8, name="embedding")(ids)
+    post = keras_hub.layers.TransformerEncoder(16, 2, normalize_first=False, name="enc")(e)
+    model = keras.Model(ids, keras.layers.Dense(2)(post))
+    explainer = kc.Conductance(model, ["enc"], start_layer="embedding", verbose=0)
+    assert explainer.adapter.singular_norm is None
+    assert explainer.adapter.default_baseline == "the zero embedding"
+    import decoders
+
+    lm = decoders.causal_lm("llama3")
+    with pytest.raises(ValueError, match="flattened values"):
+        kc.ablation_scores(lm, _batch(rng), "transformer_layer_1:ffn_neurons", target=5,
+                           start_layer="token_embedding", filters=[0])
+    heads = kc.ablation_scores(lm, _batch(rng), "transformer_layer_1:heads",
+                               target=kc.next_token(7), start_layer="token_embedding")
+    assert heads.shape == (2, decoders.HEADS)  # one drop per head by default
