@@ -99,7 +99,9 @@ def test_token_targets_equal_hand_computations_and_never_retrace(rng):
     traced = explainer.tracing_count
     for token in [3, 5, 9, 11, 42]:
         explainer(batch, target=kc.next_token(token))
-    assert explainer.tracing_count == traced  # token ids are data
+    explainer(batch, target=kc.next_token(7, position=[2, 5]))
+    explainer({k: v[:1] for k, v in batch.items()}, target=kc.next_token(7))
+    assert explainer.tracing_count == traced  # token ids, positions, batch size: data
     # The last real position under right padding too.
     right = {"token_ids": ids.copy(), "padding_mask": np.ones_like(ids)}
     right["padding_mask"][1, 6:] = 0
