@@ -181,11 +181,12 @@ class Ablator:
                              tf.constant(masks[s:s + batch_size], tf.float32)).numpy())
         return np.concatenate(outs) if outs else np.zeros((0, 1), np.float32)
 
-    def _layer(self, arrays) -> np.ndarray:
-        """y(x): the unit's value at the inputs, ``(B, *Y)`` float32."""
+    def _layer(self, arrays, batch_size: int) -> np.ndarray:
+        """y(x): the unit's value at the inputs, ``(B, *Y)`` float32, in calls
+        of ``batch_size`` examples."""
         n = arrays[0].shape[0]
-        return np.concatenate([self._value([a[i:i + 256] for a in arrays])
-                               for i in range(0, n, 256)])
+        return np.concatenate([self._value([a[i:i + batch_size] for a in arrays])
+                               for i in range(0, n, batch_size)])
 
     def _value(self, inputs) -> np.ndarray:
         if self.head is not None:
@@ -196,7 +197,7 @@ class Ablator:
 
     # -- inputs ----------------------------------------------------------------
 
-    def _fill(self, value, baselines, inputs, y: np.ndarray) -> np.ndarray:
+    def _fill(self, value, baselines, inputs, y: np.ndarray, batch_size: int) -> np.ndarray:
         """The ablation value per unit, ``(B, *Y)`` float32."""
         if isinstance(value, str) and value not in VALUES:
             raise ValueError(
@@ -213,7 +214,7 @@ class Ablator:
             if value == "zero":
                 return np.zeros_like(y)
             fill = np.ascontiguousarray(
-                np.broadcast_to(self.baseline_layer(baselines, inputs), y.shape))
+                np.broadcast_to(self.baseline_layer(baselines, inputs, batch_size), y.shape))
             same = np.all((fill == y).reshape(len(y), -1), axis=1)
             if same.any():
                 warnings.warn(
@@ -231,7 +232,7 @@ class Ablator:
                 f"{y.shape}. Received shape {np.shape(value)}."
             ) from None
 
-    def baseline_layer(self, baselines, inputs) -> np.ndarray:
+    def baseline_layer(self, baselines, inputs, batch_size: Optional[int] = None) -> np.ndarray:
         """y(x'): the layer output at the baselines, ``(B, *Y)``.
 
         Args:
@@ -240,7 +241,9 @@ class Ablator:
                 array broadcastable to the interpolated input, or the
                 inputs' structure.
             inputs: the examples (held-constant inputs come from them).
+            batch_size: most examples per call (default as ``ablation_scores``).
         """
+        batch_size = _check_batch_size(batch_size, self._layer_shape)
         if not self.adapter.path_tensors:
             raise ValueError(
                 "value='baseline' needs a path start: model inputs here are all "
@@ -250,8 +253,8 @@ class Ablator:
         prep = self.adapter.prepare(inputs, baselines)
         probe = self.adapter.probe
         out = []
-        for i in range(0, prep.n, 256):
-            part = prep.take(np.arange(i, min(i + 256, prep.n)))
+        for i in range(0, prep.n, batch_size):
+            part = prep.take(np.arange(i, min(i + batch_size, prep.n)))
             with self.adapter.taps.recording() as record:
                 outs = probe(part.baselines + part.consts, training=False)
             value = record.values()[0] if len(self.adapter.taps) else outs[0]
@@ -306,9 +309,9 @@ class Ablator:
         """
         arrays = self.adapter.check_inputs(inputs)
         n = arrays[0].shape[0]
-        y = self._layer(arrays)
         batch_size = _check_batch_size(batch_size, self._layer_shape)
-        fill = self._fill(value, baselines, inputs, y)
+        y = self._layer(arrays, batch_size)
+        fill = self._fill(value, baselines, inputs, y, batch_size)
         sets = self._filter_sets(filters, n)
         tail = functools.partial(self._tail_outputs, y, fill, arrays, batch_size=batch_size)
         full = tail(np.arange(n), np.zeros((n, self.n_filters)))
@@ -362,10 +365,10 @@ class Ablator:
                 f"`masks` must be bool (B={n}, C={self.n_filters}) or "
                 f"(B, M, C). Received shape {np.shape(masks)}."
             )
-        y = self._layer(arrays)
-        fill = self._fill(value, baselines, inputs, y)
-        rows = np.repeat(np.arange(n), m.shape[1])
         batch_size = _check_batch_size(batch_size, self._layer_shape)
+        y = self._layer(arrays, batch_size)
+        fill = self._fill(value, baselines, inputs, y, batch_size)
+        rows = np.repeat(np.arange(n), m.shape[1])
         pred = self._predict(self._tail_outputs(y, fill, arrays, rows,
                                                 m.reshape(-1, self.n_filters), batch_size))
         pred = pred.reshape(n, m.shape[1])
@@ -390,9 +393,9 @@ class Ablator:
                 f"`max_filters` must be in 1..{order.shape[1]} (the ranking's "
                 f"length). Received: max_filters={max_filters!r}."
             )
-        y = self._layer(arrays)
-        fill = self._fill(value, baselines, inputs, y)
         batch_size = _check_batch_size(batch_size, self._layer_shape)
+        y = self._layer(arrays, batch_size)
+        fill = self._fill(value, baselines, inputs, y, batch_size)
         tail = functools.partial(self._tail_outputs, y, fill, arrays, batch_size=batch_size)
         original = self._predict(tail(np.arange(n), np.zeros((n, self.n_filters))))
         n_ablated, new_class = np.full(n, -1), np.full(n, -1)

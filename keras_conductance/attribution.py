@@ -102,8 +102,10 @@ class Attribution:
         output_at_baseline: ``(B,)`` F(x').
         target: ``(B,)`` int output index explained per example (-1 when a
             callable target was given).
-        n_steps: ``(B,)`` steps used per example (differs between examples
-            only when ``tolerance`` refined some of them).
+        n_steps: ``(B,)`` steps of each example's final grid (they differ
+            between examples only with ``tolerance``).
+        n_points: ``(B,)`` path points evaluated per example: the cost (with
+            ``tolerance`` it counts every refinement round).
         method: the integration rule's name.
         is_cut: layer name -> whether the layer alone cuts the network (only
             then must its conductances add up to ``output_diff``); None for
@@ -115,8 +117,11 @@ class Attribution:
             none: -2 for attention heads by meaning (``"block:heads"``),
             else -1.
         unjudged: the units whose completeness could not be checked (units
-            inside layers, layers that are not cuts): ``tolerance`` and the
-            convergence warning speak only for the others.
+            inside layers, layers that are not cuts): the convergence warning
+            and the completeness half of ``tolerance`` speak only for the
+            others (the error estimate covers every unit).
+        error_estimate: unit -> ``(B,)`` estimated relative L1 error of its
+            per-filter conductances (with ``tolerance``; empty otherwise).
     """
 
     measure: str
@@ -132,6 +137,8 @@ class Attribution:
     alphas: Optional[np.ndarray] = None
     channel_axes: Dict[str, int] = dataclasses.field(default_factory=dict)
     unjudged: List[str] = dataclasses.field(default_factory=list)
+    n_points: Optional[np.ndarray] = None
+    error_estimate: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     # Read-only mapping: layer name -> scores.
     def __getitem__(self, layer: str) -> np.ndarray:

@@ -269,15 +269,14 @@ def _report(args) -> int:
                             verbose=0 if args.json else 1)
     args.channel_axes = _channel_axes(args.channel_axis, explainer, inputs, baselines)
     unchecked = None
-    if explainer.tolerance is not None and not explainer.checks_completeness:
+    if explainer.tolerance is not None and explainer.unjudged:
         # A unit inside a layer, or a layer that other paths bypass: nothing
-        # must add up to F(x) - F(x'), so there is nothing to refine against.
-        unchecked = (f"None of {args.layer} is a cut of the network (units inside a layer "
-                     "count as unknown), so completeness cannot be checked and --tolerance "
-                     f"is not applied: every input ran at --n-steps {args.n_steps}. Add a "
-                     "layer that every path crosses (e.g. a block's output) to check it.")
+        # must add up to F(x) - F(x'); the error estimate still holds them.
+        unchecked = (f"{explainer.unjudged} are not cuts of the network (units inside a "
+                     "layer count as unknown), so completeness cannot be checked on them; "
+                     f"--tolerance {args.tolerance} holds them to their per-filter error "
+                     "estimate only.")
         say("Note: " + unchecked)
-        explainer.tolerance = None
     say(f"Explaining {len(names)} {kind} input(s) at layers {args.layer} "
         + (f"({args.n_steps} steps) ..." if explainer.tolerance is None else
            f"(tolerance {args.tolerance}, up to {args.max_steps} steps) ..."))
@@ -364,12 +363,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--start-layer", default=None,
                      help="start the path at this layer (none given: the Embedding of a text model)")
     rep.add_argument("--pre-softmax", action="store_true", help="explain the logit, not the softmax")
-    rep.add_argument("--n-steps", type=int, default=64,
-                     help="initial integration steps along the path")
+    rep.add_argument("--n-steps", type=int, default=50,
+                     help="steps of the first, uniform grid along the path (as kc.conductance)")
     rep.add_argument("--tolerance", type=float, default=0.02,
-                     help="completeness tolerance, relative to |F(x) - F(x')|")
+                     help="relative error allowed: the per-filter error estimate, and "
+                          "completeness on cut layers (as kc.conductance's tolerance=)")
     rep.add_argument("--max-steps", type=int, default=1024,
-                     help="most integration steps that --tolerance refinement may reach")
+                     help="most integration steps per input that --tolerance may reach")
     rep.add_argument("--unsafe", action="store_true",
                      help="allow unsafe deserialization (Lambda layers); only for trusted files")
     rep.add_argument("--json", action="store_true", help="print machine-readable results")

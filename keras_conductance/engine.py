@@ -179,6 +179,11 @@ def chunked_rule(rule: Rule, m: int):
     return padded(rule.alphas, 1.0), padded(rule.left, 0.0), padded(rule.right, 0.0)
 
 
+def _along(w, rank):
+    """``(K, m)`` weights shaped to multiply ``(K, m, *Y)`` of that rank."""
+    return tf.reshape(w, tf.concat([tf.shape(w), [1] * (rank - 2)], 0))
+
+
 class PathEngine:
     """Compiled chunk steps over a probe model.
 
@@ -253,8 +258,10 @@ class PathEngine:
 
     @staticmethod
     def _path(x, xb, alphas):
-        """Path rows ``(B * m, *S)``, example-major: row = b * m + k."""
-        a = tf.reshape(alphas, [1, -1] + [1] * (x.shape.rank - 1))
+        """Path rows ``(B * m, *S)``, example-major: row = b * m + k.
+        ``alphas``: ``(m,)`` shared, or ``(B, m)`` per example."""
+        lead = [1, -1] if alphas.shape.rank == 1 else [tf.shape(alphas)[0], -1]
+        a = tf.reshape(alphas, lead + [1] * (x.shape.rank - 1))
         rows = xb[:, None] + a * (x - xb)[:, None]
         return tf.reshape(rows, tf.concat([[-1], tf.shape(x)[1:]], 0))
 
@@ -326,6 +333,98 @@ class PathEngine:
 
         return step
 
+    def _panel_body(self, target_fn):
+        """One self-contained panel per example: fine and coarse sums.
+
+        A panel is ``p`` points ``alphas[k]`` of one example (its own left
+        end included, weight zero), so panels of different examples and
+        path positions share a call and need no carry. The coarse sum uses
+        every other point (the panel before it was split), so ``fine -
+        coarse`` is both the error estimate and, for a split panel, what
+        replacing the parent by this child changes.
+        """
+        def step(xs, xbs, consts, alphas, left, right, target):
+            k, p = tf.shape(alphas)[0], alphas.shape[1]
+            rows = [self._path(x, xb, alphas) for x, xb in zip(xs, xbs)]
+            const_rows = [tf.repeat(c, p, axis=0) for c in consts]
+            ys, gs, _, scores = self._gradients(rows, const_rows, tf.repeat(target, p, axis=0),
+                                                target_fn)
+
+            def per_point(t):
+                t = tf.cast(t, tf.float32)
+                return tf.reshape(t, tf.concat([[k, p], tf.shape(t)[1:]], 0))
+
+            def sums(y, g, a, wl, wr):
+                rank = y.shape.rank
+                w = _along(wl[:, 1:], rank) * g[:, :-1] + _along(wr[:, 1:], rank) * g[:, 1:]
+                da = _along(a[:, 1:] - a[:, :-1], rank)
+                return (tf.reduce_sum(w * (y[:, 1:] - y[:, :-1]), axis=1),
+                        tf.reduce_sum(w * da, axis=1))
+
+            out = []
+            for y, g in zip(ys, gs):
+                y, g = per_point(y), per_point(g)
+                fine_c, fine_i = sums(y, g, alphas, left, right)
+                coarse_c, coarse_i = sums(y[:, ::2], g[:, ::2], alphas[:, ::2],
+                                          left[:, ::2], right[:, ::2])
+                out.append([fine_c, coarse_c, fine_i, coarse_i, y[:, -1], g[:, -1]])
+            return out, tf.reshape(scores, [k, p])
+
+        return step
+
+    def panel_function(self, path_shapes, const_shapes, target_fn, points: int):
+        """The compiled panel step (``points`` per panel) for these shapes."""
+        key = (tuple(map(tuple, path_shapes)), tuple(map(tuple, const_shapes)),
+               getattr(target_fn, "trace_key", target_fn), "panel", points)
+        fn = self._steps.get(key)
+        if fn is None:
+            xspec, cspec = self._specs(path_shapes, const_shapes)
+            wspec = tf.TensorSpec((None, points), tf.float32)
+            fn = compiled(self._panel_body(target_fn),
+                          input_signature=[xspec, xspec, cspec, wspec, wspec, wspec,
+                                           target_spec(target_fn)],
+                          jit_compile=self.jit_compile)
+            self._steps[key] = fn
+        return fn
+
+    def run_panels(self, prepared, examples, alphas, left, right, target, target_fn,
+                   batch_size: int, progress: Optional[Callable[[int], None]] = None):
+        """Evaluates panels in calls of at most ``batch_size`` rows.
+
+        Args:
+            prepared: ``adapter.Prepared`` of all examples.
+            examples: int ``(K,)`` the example of each panel.
+            alphas, left, right: float ``(K, p)`` each panel's points and
+                Stieltjes weights (see ``quadrature.Rule``).
+            target: the examples' targets (indexed by ``examples``).
+            target_fn, batch_size, progress: as ``run``.
+
+        Yields:
+            ``(panel indices, per layer [fine_c, coarse_c, fine_i, coarse_i,
+            y at the last point, g at the last point] (k, *Y) numpy, scores
+            (k, p))`` per call.
+        """
+        p = alphas.shape[1]
+        per_call = max(1, batch_size // p)
+        step = self.panel_function([x.shape[1:] for x in prepared.xs],
+                                   [c.shape[1:] for c in prepared.consts], target_fn, p)
+        for start in range(0, len(examples), per_call):
+            idx = np.arange(start, min(start + per_call, len(examples)))
+            # Under XLA every call has the same shape (one compilation); plain
+            # TensorFlow runs a short last call as it is.
+            pad = per_call - idx.size if self.jit_compile else 0
+            full = np.concatenate([idx, np.full(pad, idx[-1])])
+            part = prepared.take(examples[full])
+            out, scores = step(
+                [tf.constant(x) for x in part.xs], [tf.constant(b) for b in part.baselines],
+                [tf.constant(c) for c in part.consts],
+                *(tf.constant(a[full].astype(np.float32)) for a in (alphas, left, right)),
+                tf.constant(target[examples[full]].astype(np.int32)))
+            n = idx.size
+            yield idx, [[t.numpy()[:n] for t in layer] for layer in out], scores.numpy()[:n]
+            if progress is not None:
+                progress(int(n * p))
+
     def step_function(self, path_shapes, const_shapes, target_fn, derivative):
         """The compiled chunk step for these per-example input shapes."""
         key = (tuple(map(tuple, path_shapes)), tuple(map(tuple, const_shapes)),
@@ -365,13 +464,14 @@ class PathEngine:
             self._forwards[key] = fn
         return fn
 
-    def forward(self, xs, consts, rows: int = 256) -> np.ndarray:
-        """Explained outputs at ``xs`` (numpy), ``rows`` examples per call."""
+    def forward(self, xs, consts, batch_size: int) -> np.ndarray:
+        """Explained outputs at ``xs`` (numpy), ``batch_size`` rows per call
+        (the same bound on rows as the path steps)."""
         fn = self.forward_function([x.shape[1:] for x in xs], [c.shape[1:] for c in consts])
         n = xs[0].shape[0]
         return np.concatenate([
-            fn([x[s:s + rows] for x in xs], [c[s:s + rows] for c in consts]).numpy()
-            for s in range(0, n, rows)])
+            fn([x[s:s + batch_size] for x in xs], [c[s:s + batch_size] for c in consts]).numpy()
+            for s in range(0, n, batch_size)])
 
     @property
     def tracing_count(self) -> int:

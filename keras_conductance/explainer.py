@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import warnings
 from typing import List, Optional, Sequence, Union
 
 import keras
 import numpy as np
 
-from keras_conductance import quadrature
+from keras_conductance import adaptive, quadrature
 from keras_conductance.adapter import ModelAdapter, Prepared, as_names
 from keras_conductance.attribution import Attribution, Measures, relative_error
 from keras_conductance.engine import (
@@ -67,16 +66,20 @@ class Conductance:
         method: ``"trapezoid"`` (default, second order), ``"left"``,
             ``"right"``, or ``"gauss_legendre"`` (exact integrand via
             forward-mode autodiff; smooth networks).
-        tolerance: if set, double ``n_steps`` (on nested grids) for every
-            example whose completeness error of a cut layer exceeds
-            ``tolerance * |F(x) - F(x')|``, up to ``max_steps``.
+        tolerance: if set, integrate adaptively (``adaptive.py``): starting
+            from ``n_steps`` uniform steps, split the path intervals whose
+            error estimate is largest, per example, until the estimated L1
+            error of every unit set's per-filter conductances is within
+            ``tolerance`` of their L1 norm (or of |F(x) - F(x')| if larger)
+            and completeness holds within ``tolerance`` on cut layers, up to
+            ``max_steps``. ``attr.error_estimate`` reports the estimate.
         batch_size: most rows (examples x path points) per compiled call;
             memory does not grow with ``n_steps``. Default 128.
         jit_compile: True, False, or ``"auto"`` (XLA when a GPU or TPU is
             visible, plain TensorFlow on CPU).
         pre_softmax: explain the logits of an output that ends in a softmax
             or sigmoid (see ``strip_softmax``), as the paper does.
-        max_steps: upper bound for ``tolerance`` refinement.
+        max_steps: most steps per example that ``tolerance`` may reach.
         verbose: 0 silent, 1 progress bar, ``"auto"`` a bar for long jobs.
 
     Example:
@@ -104,6 +107,7 @@ class Conductance:
         verbose: Union[int, str] = "auto",
     ):
         quadrature.make_rule(method, n_steps)  # validates both
+        quadrature.check_n_steps(max_steps, "max_steps")
         self.model = model
         self.n_steps = n_steps
         self.method = method
@@ -175,64 +179,39 @@ class Conductance:
     def _relative_errors(self, sums: PathSums, groups) -> np.ndarray:
         """``(B,)`` worst relative completeness error over the cut groups."""
         diff = sums.path_scores[:, -1] - sums.path_scores[:, 0]
+        return self._completeness(sums.conductance, diff, groups)
+
+    def _completeness(self, conductance, diff, groups) -> np.ndarray:
+        """``(B,)`` worst relative completeness error of ``conductance`` (per
+        unit set, ``self.layers`` order) over the cut ``groups``."""
         index = {n: i for i, n in enumerate(self.layers)}
         worst = np.zeros(diff.shape[0])
         for group in groups:
-            total = sum(
-                sums.conductance[index[n]].reshape(diff.shape[0], -1).sum(1) for n in group
-            )
+            total = sum(conductance[index[n]].reshape(diff.shape[0], -1).sum(1) for n in group)
             worst = np.maximum(worst, relative_error(total - diff, diff))
         return worst
 
-    def _refine(self, prep: Prepared, target, target_fn, method, n_steps, tolerance,
-                batch_size, verbose):
-        """Doubles n_steps for the examples that have not converged."""
+    def _adaptive(self, prep: Prepared, target, target_fn, rule, batch_size, verbose):
+        """The adaptive rule (``tolerance=``), see ``adaptive.py``."""
+        axes = [self.adapter.channel_axes.get(n, -1) for n in self.layers]
         groups = self._convergence_groups()
-        if not groups:
-            raise ValueError(
-                f"`tolerance` needs a layer whose conductances must add up to "
-                f"F(x) - F(x'), i.e. a cut of the network; none of {self.layers} "
-                "is one, alone or together."
-            )
-        if self.unjudged:
-            self._warn_once("unjudged", (
-                f"`tolerance={tolerance}` is checked on {[n for g in groups for n in g]}, "
-                "whose conductances must add up to F(x) - F(x'). It cannot be judged on "
-                f"{self.unjudged} (units inside a layer, or not a cut), which may be "
-                "less converged. Add the cut that follows them (e.g. the block's "
-                "output, 'block:residual') or raise `n_steps`; `attr.unjudged` lists "
-                "them."))
-        run = functools.partial(self._run, batch_size=batch_size, verbose=verbose)
-        # One bar per refinement round, numbered against the most rounds
-        # max_steps allows, so that nobody wonders how many are left.
-        rounds = 1 + max(0, int(np.log2(max(self.max_steps // n_steps, 1))))
-        sums = run(prep, quadrature.make_rule(method, n_steps), target, target_fn,
-                   desc=f"conductance, round 1/{rounds} ({n_steps} steps)")
-        used = np.full(prep.n, n_steps)
-        todo = np.flatnonzero(self._relative_errors(sums, groups) > tolerance)
-        steps = n_steps
-        while todo.size and steps * 2 <= self.max_steps:
-            steps *= 2
-            rule = quadrature.make_rule(method, steps)
-            sub_target = target[todo]
-            part = run(prep.take(todo), rule, sub_target, target_fn,
-                       desc=f"conductance, round {int(np.log2(steps // n_steps)) + 1}/{rounds} "
-                            f"({steps} steps, {todo.size} examples)")
-            for field in ("conductance", "internal_influence", "activation", "gradient"):
-                for whole, new in zip(getattr(sums, field), getattr(part, field)):
-                    whole[todo] = new
-            sums.path_scores = _replace_rows(sums.path_scores, todo, part.path_scores)
-            used[todo] = steps
-            todo = todo[self._relative_errors(part, groups) > tolerance]
-        if todo.size:
+        result = adaptive.integrate(
+            self._engine, prep, rule, target, target_fn, batch_size, axes,
+            lambda conductance, diff: self._completeness(conductance, diff, groups),
+            verbose)
+        missed = np.flatnonzero(~result.converged)
+        if missed.size:
+            worst = np.max(result.error_estimate, axis=0)[missed].max()
+            off = result.completeness[missed].max()
             warnings.warn(
-                f"Conductance did not reach tolerance={tolerance} for {todo.size} "
-                f"of {prep.n} examples within max_steps={self.max_steps} "
-                f"(method={method!r}). Raise `max_steps`, or check for "
+                f"Conductance did not reach tolerance={rule.tolerance} for {missed.size} "
+                f"of {prep.n} examples within max_steps={rule.max_steps}: estimated "
+                f"error up to {100 * worst:.3g}%, completeness error up to {100 * off:.3g}% "
+                "(float32 sums resolve about 1e-6). Raise `max_steps`, or check for "
                 "discontinuities along the path.",
                 stacklevel=4,
             )
-        return sums, used, rule_alphas(method, steps)
+        return result
 
     def explain(
         self,
@@ -243,6 +222,7 @@ class Conductance:
         n_steps: Optional[int] = None,
         method: Optional[str] = None,
         tolerance: Optional[float] = None,
+        max_steps: Optional[int] = None,
         batch_size: Optional[int] = None,
         verbose: Union[None, int, str] = None,
     ) -> Measures:
@@ -262,8 +242,8 @@ class Conductance:
                 an array broadcastable to the interpolated input (with
                 ``start_layer``: token ids, or vectors broadcastable to the
                 start layer's output), or the inputs' structure.
-            n_steps, method, tolerance, batch_size, verbose: override the
-                explainer's settings for this call.
+            n_steps, method, tolerance, max_steps, batch_size, verbose:
+                override the explainer's settings for this call.
 
         Returns:
             ``Measures`` with conductance, internal influence,
@@ -274,35 +254,41 @@ class Conductance:
         tolerance = self.tolerance if tolerance is None else check_tolerance(tolerance)
         batch_size = self.batch_size if batch_size is None else _check_batch_size(batch_size)
         verbose = self.verbose if verbose is None else check_verbose(verbose)
-        rule = quadrature.make_rule(method, n_steps)
+        max_steps = self.max_steps if max_steps is None else max_steps
+        if tolerance is None:
+            rule = quadrature.make_rule(method, n_steps)
+        else:
+            rule = adaptive.make_adaptive_rule(method, tolerance, n_steps, max_steps)
         prep = self.adapter.prepare(inputs, baselines)
-        target_idx, target_fn = self._target(target, prep, inputs)
+        target_idx, target_fn = self._target(target, prep, inputs, batch_size)
         if tolerance is None:
             sums = self._run(prep, rule, target_idx, target_fn, batch_size, verbose)
-            used = np.full(prep.n, n_steps)
-            alphas = rule.alphas
+            extra = dict(n_steps=np.full(prep.n, n_steps), alphas=rule.alphas,
+                         n_points=np.full(prep.n, rule.n_points))
         else:
-            sums, used, alphas = self._refine(
-                prep, target_idx, target_fn, method, n_steps, tolerance, batch_size, verbose
-            )
+            result = self._adaptive(prep, target_idx, target_fn, rule, batch_size, verbose)
+            sums = result.sums
+            extra = dict(n_steps=result.n_steps, alphas=result.alphas, n_points=result.n_points,
+                         error_estimate=dict(zip(self.layers, result.error_estimate)))
         self._warn(sums, method, n_steps, tolerance, self.adapter.starts_at_singular_norm(prep))
-        return self._measures(sums, target_idx, used, method, alphas)
+        return self._measures(sums, target_idx, method, **extra)
 
-    def _target(self, target, prep: Prepared, inputs=None):
+    def _target(self, target, prep: Prepared, inputs=None, batch_size: Optional[int] = None):
         if isinstance(target, TokenTarget):
             return self.adapter.token_pairs(target, self.adapter.structure(inputs)), target.scorer
         if callable(target):  # no forward pass needed to choose the class
             return np.full(prep.n, -1, np.int32), target
-        outputs = self._engine.forward(prep.xs, prep.consts)
+        outputs = self._engine.forward(prep.xs, prep.consts, batch_size or self.batch_size)
         return resolve_target(target, outputs, prep.n, self.adapter.sequence_logits)
 
     def __call__(self, inputs, target: Target = None, baselines=None, *,
                  n_steps: Optional[int] = None, method: Optional[str] = None,
-                 tolerance: Optional[float] = None, batch_size: Optional[int] = None,
+                 tolerance: Optional[float] = None, max_steps: Optional[int] = None,
+                 batch_size: Optional[int] = None,
                  verbose: Union[None, int, str] = None) -> Attribution:
         """Conductance (Eq. 3) per unit; see ``explain`` for the arguments."""
         return self.explain(inputs, target, baselines, n_steps=n_steps, method=method,
-                            tolerance=tolerance, batch_size=batch_size,
+                            tolerance=tolerance, max_steps=max_steps, batch_size=batch_size,
                             verbose=verbose).conductance
 
     def endpoints(self, inputs, target: Target = None, baselines=None, *,
@@ -314,15 +300,16 @@ class Conductance:
         """
         batch_size = self.batch_size if batch_size is None else _check_batch_size(batch_size)
         prep = self.adapter.prepare(inputs, baselines)
-        target_idx, target_fn = self._target(target, prep, inputs)
+        target_idx, target_fn = self._target(target, prep, inputs, batch_size)
         sums = self._run(prep, _ENDPOINTS, target_idx, target_fn, batch_size, 0)
         warn_if_unchanged(sums.path_scores[:, -1], sums.path_scores[:, 0])
-        return self._measures(sums, target_idx, np.zeros(prep.n, int), "endpoints",
-                              _ENDPOINTS.alphas)
+        return self._measures(sums, target_idx, "endpoints", n_steps=np.zeros(prep.n, int),
+                              alphas=_ENDPOINTS.alphas, n_points=np.full(prep.n, 2))
 
     # -- results -------------------------------------------------------------
 
-    def _measures(self, sums: PathSums, target, used, method, alphas) -> Measures:
+    def _measures(self, sums: PathSums, target, method, n_steps, alphas, n_points,
+                  error_estimate=None) -> Measures:
         f0 = sums.path_scores[:, 0].astype(np.float32)
         f1 = sums.path_scores[:, -1].astype(np.float32)
         common = dict(
@@ -331,7 +318,9 @@ class Conductance:
             output_at_baseline=f0,
             # -1: a callable or token target (it is not one output index)
             target=target if np.ndim(target) == 1 else np.full(len(f0), -1, np.int32),
-            n_steps=np.asarray(used),
+            n_steps=np.asarray(n_steps),
+            n_points=np.asarray(n_points),
+            error_estimate={} if error_estimate is None else error_estimate,
             method=method,
             is_cut=dict(self.is_cut),
             path_scores=sums.path_scores,
@@ -431,26 +420,3 @@ def warn_if_unchanged(f1: np.ndarray, f0: np.ndarray, stacklevel: int = 5):
     same = np.asarray(f1) == np.asarray(f0)
     if same.any():
         warnings.warn(unchanged_message(int(same.sum()), same.size), stacklevel=stacklevel)
-
-
-def rule_alphas(method: str, n_steps: int) -> np.ndarray:
-    return quadrature.make_rule(method, n_steps).alphas
-
-
-def _replace_rows(whole: np.ndarray, rows: np.ndarray, part: np.ndarray) -> np.ndarray:
-    """Merges per-point scores of refined rows into the finer grid.
-
-    Uniform grids are nested (each doubling keeps the old points), so kept
-    rows land on every ``ratio``-th column; other columns are NaN. Column 0
-    (alpha = 0) and the last column (alpha = 1) are always filled.
-    """
-    out = np.full((whole.shape[0], part.shape[1]), np.nan, np.float32)
-    keep = np.setdiff1d(np.arange(whole.shape[0]), rows)
-    ratio = (part.shape[1] - 1) // max(whole.shape[1] - 1, 1)
-    if (whole.shape[1] - 1) * ratio == part.shape[1] - 1:
-        out[np.ix_(keep, np.arange(0, part.shape[1], ratio))] = whole[keep]
-    else:  # Gauss-Legendre nodes are not nested: keep the two ends only.
-        out[keep, 0] = whole[keep, 0]
-        out[keep, -1] = whole[keep, -1]
-    out[rows] = part
-    return out

@@ -60,6 +60,7 @@ def measures(
     n_steps: int = 50,
     method: str = "trapezoid",
     tolerance: Optional[float] = None,
+    max_steps: int = 1024,
     batch_size: Optional[int] = None,
     jit_compile: Union[bool, str] = "auto",
     pre_softmax: bool = False,
@@ -86,8 +87,12 @@ def measures(
         n_steps: steps of the integration rule.
         method: ``"trapezoid"``, ``"left"``, ``"right"`` or
             ``"gauss_legendre"``.
-        tolerance: refine n_steps per example until the completeness error
-            of every cut layer is below ``tolerance * |F(x) - F(x')|``.
+        tolerance: integrate adaptively until, per example, the estimated
+            L1 error of every layer's per-filter conductances is within
+            ``tolerance`` of their L1 norm (or of |F(x) - F(x')| if larger),
+            and completeness holds within ``tolerance`` on cut layers;
+            ``n_steps`` is then the first grid (see ``docs/concepts.md``).
+        max_steps: most steps per example that ``tolerance`` may reach.
         batch_size: most rows (examples x path points) per compiled call.
         jit_compile: True, False or ``"auto"``.
         pre_softmax: explain the logits of a softmax/sigmoid output.
@@ -100,7 +105,8 @@ def measures(
                               interpolate=interpolate, jit_compile=jit_compile,
                               pre_softmax=pre_softmax)
     return explainer.explain(inputs, target, baselines, n_steps=n_steps, method=method,
-                             tolerance=tolerance, batch_size=batch_size, verbose=verbose)
+                             tolerance=tolerance, max_steps=max_steps, batch_size=batch_size,
+                             verbose=verbose)
 
 
 def conductance(
@@ -116,6 +122,7 @@ def conductance(
     n_steps: int = 50,
     method: str = "trapezoid",
     tolerance: Optional[float] = None,
+    max_steps: int = 1024,
     batch_size: Optional[int] = None,
     jit_compile: Union[bool, str] = "auto",
     pre_softmax: bool = False,
@@ -134,8 +141,8 @@ def conductance(
     """
     return measures(model, inputs, layers, target=target, baselines=baselines, output=output,
                     start_layer=start_layer, interpolate=interpolate, n_steps=n_steps,
-                    method=method, tolerance=tolerance, batch_size=batch_size,
-                    jit_compile=jit_compile, pre_softmax=pre_softmax,
+                    method=method, tolerance=tolerance, max_steps=max_steps,
+                    batch_size=batch_size, jit_compile=jit_compile, pre_softmax=pre_softmax,
                     verbose=verbose).conductance
 
 
@@ -152,6 +159,7 @@ def internal_influence(
     n_steps: int = 50,
     method: str = "trapezoid",
     tolerance: Optional[float] = None,
+    max_steps: int = 1024,
     batch_size: Optional[int] = None,
     jit_compile: Union[bool, str] = "auto",
     pre_softmax: bool = False,
@@ -161,8 +169,8 @@ def internal_influence(
     ``conductance``. Arguments as ``measures``."""
     return measures(model, inputs, layers, target=target, baselines=baselines, output=output,
                     start_layer=start_layer, interpolate=interpolate, n_steps=n_steps,
-                    method=method, tolerance=tolerance, batch_size=batch_size,
-                    jit_compile=jit_compile, pre_softmax=pre_softmax,
+                    method=method, tolerance=tolerance, max_steps=max_steps,
+                    batch_size=batch_size, jit_compile=jit_compile, pre_softmax=pre_softmax,
                     verbose=verbose).internal_influence
 
 

@@ -320,7 +320,7 @@ class NeuronConductance:
         filt = self._filters(filters, prep.n)
         # F at both ends: the target (top class at x), the F(x) = F(x')
         # check and the scale of tolerance=, from two forward passes.
-        ends = [self._engine.forward(xs, prep.consts) for xs in (prep.xs, prep.baselines)]
+        ends = [self._engine.forward(xs, prep.consts, budget) for xs in (prep.xs, prep.baselines)]
         if callable(target):
             target_idx, target_fn = np.full(prep.n, -1, np.int32), target
         else:

@@ -44,13 +44,14 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["Rule", "METHODS", "START", "make_rule"]
+__all__ = ["Rule", "METHODS", "START", "STIELTJES_WEIGHTS", "check_n_steps", "make_rule"]
 
 METHODS = ("trapezoid", "left", "right", "gauss_legendre")
 MAX_N_STEPS = 100_000  # beyond this a typo is likelier than a wish
 START = 1e-9  # the Stieltjes rules' first path point: relu'(0+), not relu'(0)
 
-_STIELTJES = {"left": (1.0, 0.0), "right": (0.0, 1.0), "trapezoid": (0.5, 0.5)}
+STIELTJES_WEIGHTS = {  # (left, right) weight of the gradient on an interval
+    "left": (1.0, 0.0), "right": (0.0, 1.0), "trapezoid": (0.5, 0.5)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,20 +96,21 @@ class Rule:
         return np.sum(self.right.reshape(shape) * g * ydot, axis=0)
 
 
-def _check_n_steps(n_steps) -> int:
+def check_n_steps(n_steps, name: str = "n_steps") -> int:
+    """Validates a step count (``n_steps`` or ``max_steps``)."""
     if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)):
         raise TypeError(
-            f"`n_steps` must be a positive int. Received: n_steps={n_steps!r} "
+            f"`{name}` must be a positive int. Received: {name}={n_steps!r} "
             f"of type {type(n_steps).__name__}."
         )
     if n_steps < 1:
-        raise ValueError(f"`n_steps` must be >= 1. Received: n_steps={n_steps}.")
+        raise ValueError(f"`{name}` must be >= 1. Received: {name}={n_steps}.")
     if n_steps > MAX_N_STEPS:
         raise ValueError(
-            f"`n_steps`={n_steps} is more than {MAX_N_STEPS}: one forward and backward "
+            f"`{name}`={n_steps} is more than {MAX_N_STEPS}: one forward and backward "
             "pass per step and example would run for hours. 50-400 steps are usual; "
             "for a guaranteed accuracy pass `tolerance=` (e.g. 0.01), which refines "
-            "only the examples that need it."
+            "only where and for the examples that need it."
         )
     return int(n_steps)
 
@@ -130,9 +132,9 @@ def make_rule(method: str, n_steps: int) -> Rule:
     Raises:
         ValueError: unknown method or n_steps < 1.
     """
-    n_steps = _check_n_steps(n_steps)
-    if method in _STIELTJES:
-        wl, wr = _STIELTJES[method]
+    n_steps = check_n_steps(n_steps)
+    if method in STIELTJES_WEIGHTS:
+        wl, wr = STIELTJES_WEIGHTS[method]
         alphas = np.linspace(0.0, 1.0, n_steps + 1)
         alphas[0] = START
         left = np.full(n_steps + 1, wl)

@@ -39,7 +39,8 @@ def test_report_on_npy_matches_the_library(saved, tmp_path, capsys):
                 "--tolerance", "0.01")
     assert proc.returncode == 0, proc.stderr[-2000:]
     info = json.loads(proc.stdout)
-    expected = kc.conductance(model, x, ["conv1", "conv2"], n_steps=64, tolerance=0.01)
+    # The same defaults as the library: the same answer for the same tolerance.
+    expected = kc.conductance(model, x, ["conv1", "conv2"], tolerance=0.01)
     for i, ex in enumerate(info["examples"]):
         assert ex["name"] == f"x.npy[{i}]" and ex["target"] == expected.target[i]
         per_filter = expected.per_filter("conv2")[i]
@@ -93,7 +94,7 @@ def test_report_on_text_with_saved_vectorizer(tmp_path):
     info = json.loads((tmp_path / "r" / "report.json").read_text())
     assert [ex["name"] for ex in info["examples"]] == ["this is not good", "this is not bad"]
     expected = kc.conductance(model, np.array([["this is not good"], ["this is not bad"]], object),
-                              "pool", start_layer="embedding", n_steps=64, tolerance=0.02)
+                              "pool", start_layer="embedding", tolerance=0.02)
     np.testing.assert_allclose([ex["layers"]["pool"]["sum"] for ex in info["examples"]],
                                expected["pool"].sum(axis=1), rtol=1e-4, atol=1e-6)
     assert "ablation_check" in info["examples"][0]  # pool is a cut
@@ -308,7 +309,7 @@ def test_report_help_shows_defaults(capsys):
         cli.main(["report", "--help"])
     assert done.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    for default in ("(default: 0.02)", "(default: 64)", "(default: 1024)", "(default: auto)",
+    for default in ("(default: 0.02)", "(default: 50)", "(default: 1024)", "(default: auto)",
                     "(default: conductance-report)", "(default: top)"):
         assert default in text, default
 
@@ -344,7 +345,7 @@ def test_report_on_a_unit_inside_a_layer(tmp_path, capsys):
                      "--inputs", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r"),
                      "--json", "--n-steps", "8"]) == 0
     info = json.loads((tmp_path / "r" / "report.json").read_text())
-    expected = kc.conductance(model, x, [heads, unit], n_steps=8)
+    expected = kc.conductance(model, x, [heads, unit], n_steps=8, tolerance=0.02)
     for i, ex in enumerate(info["examples"]):
         entry = ex["layers"][unit]
         assert entry["is_cut"] is None  # unknown, not "not a cut"
@@ -363,7 +364,7 @@ def test_report_on_a_unit_inside_a_layer(tmp_path, capsys):
     assert (tmp_path / "r" / "mha_attention_output_heatmap.png").stat().st_size > 5000
     assert (tmp_path / "r" / "mha_attention_output_input_heatmap.png").stat().st_size > 5000
     html = (tmp_path / "r" / "report.html").read_text()
-    assert "completeness cannot be checked and --tolerance is not applied" in html
+    assert "completeness cannot be checked on them; --tolerance 0.02 holds them" in html
     assert "unknown (unit inside a layer)" in html
     for spec, message in [("x=-2", "--channel-axis names units that are not requested: ['x']"),
                           ("heads=two", "integer AXIS"),

@@ -110,14 +110,22 @@ def test_not_a_model():
         kc.split_model("model", "dense")
 
 
-def test_tolerance_needs_a_cut():
+def test_tolerance_on_a_layer_that_is_no_cut_is_judged_by_its_estimate():
+    # 'b' is no cut (the skip connection bypasses it): completeness cannot be
+    # checked, but the per-filter error estimate still can. (It once raised.)
     inp = keras.Input((4,))
-    a = keras.layers.Dense(4, name="a")(inp)
-    b = keras.layers.Dense(4, name="b")(a)
+    a = keras.layers.Dense(4, name="a", activation="tanh")(inp)
+    b = keras.layers.Dense(4, name="b", activation="tanh")(a)
     out = keras.layers.Dense(2, name="out")(keras.layers.Add(name="add")([a, b]))
     model = keras.Model(inp, out)
-    with pytest.raises(ValueError, match=r"`tolerance` needs a layer whose conductances must add up"):
-        kc.conductance(model, np.ones((1, 4)), "b", tolerance=0.01)
+    x = np.linspace(-2, 2, 8).reshape(2, 4)
+    attr = kc.conductance(model, x, "b", target=0, tolerance=1e-3, verbose=0)
+    assert attr.unjudged == ["b"]
+    assert np.all(attr.error_estimate["b"] <= 1e-3)
+    fine = kc.conductance(model, x, "b", target=0, n_steps=4000, verbose=0)
+    np.testing.assert_allclose(attr["b"], fine["b"], atol=2e-3 * np.abs(fine["b"]).sum())
+    with pytest.raises(ValueError, match=r"`tolerance` refines a Stieltjes rule.*gauss_legendre"):
+        kc.conductance(model, x, "b", tolerance=0.01, method="gauss_legendre")
 
 
 def test_dataset_inputs_point_elsewhere(model):

@@ -47,8 +47,8 @@ def test_refinement_rounds_are_numbered(capsys, rng):
     kc.conductance(model, x, "conv2", target=0, n_steps=2, tolerance=1e-6, verbose=1)
     err = capsys.readouterr().err
     # Off a terminal (pytest captures stderr): plain lines, one per round.
-    assert "conductance, round 1/10 (2 steps)" in err
-    assert "conductance, round 2/10 (4 steps, 2 examples)" in err
+    assert "conductance, round 1: 4 panels of 8 steps, 2 examples" in err
+    assert "conductance, round 2: " in err
     assert "\r" not in err
 
 

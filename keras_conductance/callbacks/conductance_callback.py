@@ -107,8 +107,10 @@ class ConductanceCallback(keras.callbacks.Callback):
         n_steps: steps of the integration rule.
         method: ``"trapezoid"``, ``"left"``, ``"right"`` or
             ``"gauss_legendre"``.
-        tolerance: refine n_steps per probe example until the completeness
-            error of every cut layer is below ``tolerance * |F(x) - F(x')|``.
+        tolerance: integrate each probe example adaptively to this relative
+            error (per-filter estimate, and completeness on cut layers), as
+            ``kc.conductance``.
+        max_steps: most steps per example that ``tolerance`` may reach.
         on: when to compute: ``"epoch_end"``, ``"test_end"``, or both
             (default). ``"test_end"`` covers ``model.evaluate`` and the
             validation inside ``fit``; ``"epoch_end"`` covers ``fit`` without
@@ -176,6 +178,7 @@ class ConductanceCallback(keras.callbacks.Callback):
         n_steps: int = 50,
         method: str = "trapezoid",
         tolerance: Optional[float] = None,
+        max_steps: int = 1024,
         on: Union[str, Sequence[str]] = TRIGGERS,
         freq: int = 1,
         steps: int = 1,
@@ -206,6 +209,7 @@ class ConductanceCallback(keras.callbacks.Callback):
         self.n_steps = n_steps
         self.method = method
         self.tolerance = tolerance
+        self.max_steps = max_steps
         self.on = _check_on(on)
         self.freq = _positive_int(freq, "freq")
         self.steps = _positive_int(steps, "steps")
@@ -351,8 +355,8 @@ class ConductanceCallback(keras.callbacks.Callback):
             self.explainer = Conductance(
                 self.model, self.layers, output=self.output, start_layer=self.start_layer,
                 interpolate=self.interpolate, n_steps=self.n_steps, method=self.method,
-                tolerance=self.tolerance, batch_size=self.batch_size, jit_compile=self.jit_compile,
-                pre_softmax=self.pre_softmax, verbose=0,
+                tolerance=self.tolerance, max_steps=self.max_steps, batch_size=self.batch_size,
+                jit_compile=self.jit_compile, pre_softmax=self.pre_softmax, verbose=0,
             )
         return self.explainer
 

@@ -1,0 +1,358 @@
+"""Adaptive, error-controlled quadrature of the path integral (``tolerance=``).
+
+The path [0, 1] is covered by *panels*: intervals [a, b] each integrated
+by the Stieltjes rule on ``PANEL`` equal steps (``PANEL + 1`` points, its
+own left end included, so a panel needs nothing from its neighbours and
+panels of any examples share a compiled call). Every panel gives two sums
+from the same points: the fine one on all its steps and a coarse one on
+every other point. Their difference, per filter, is the panel's error
+estimate (the fine sum's error is at most about that for a kink, a third
+of it for a smooth stretch; it is taken whole).
+
+Each round splits, per example, the panels whose estimates are largest
+until the rest would be within budget. A split panel's two children use
+the parent's points as their coarse points, so the parent's contribution
+is exactly their coarse sums: a child adds ``fine - coarse`` to the
+running per-unit sums and the parent needs no memory of its own. Panels
+thus crowd where the integrand changes: around ReLU kinks, and towards an
+end where it is steep (an RMSNorm at its singular point at alpha = 0).
+
+An example stops when, for every requested unit set, the estimated L1
+error of its per-filter conductances is within ``tolerance`` of the
+larger of their L1 norm and |F(x) - F(x')|, and, where the units form a
+cut, completeness holds within ``tolerance`` too: a sum that adds up by
+luck while its filters are unconverged does not stop it, nor does an
+estimate that completeness contradicts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, List, Mapping, Optional
+
+import numpy as np
+
+from keras_conductance.engine import PathEngine, PathSums
+from keras_conductance.progress import Progress
+from keras_conductance.quadrature import START, STIELTJES_WEIGHTS, check_n_steps
+
+__all__ = ["PANEL", "AdaptiveRule", "AdaptiveResult", "make_adaptive_rule", "integrate"]
+
+PANEL = 8  # steps per panel: 9 points, of which the coarse rule uses 5
+# Narrowest uniform panel: its steps stay above the path's first point
+# (``START``) and resolvable in float32 relative to alpha itself (log
+# panels take over near 0).
+MIN_WIDTH, MIN_RELATIVE_WIDTH = 16 * START, 1e-5
+AIM = 0.75  # rounds aim below the tolerance by this factor
+
+
+@dataclasses.dataclass(frozen=True)
+class AdaptiveRule:
+    """Settings of one adaptive integration.
+
+    Attributes:
+        method: the Stieltjes rule inside panels ("trapezoid", "left", "right").
+        tolerance: relative L1 error allowed per unit set and example.
+        n_steps: steps of the first, uniform grid (rounded up to panels).
+        max_steps: most steps per example.
+    """
+
+    method: str
+    tolerance: float
+    n_steps: int
+    max_steps: int
+
+
+def make_adaptive_rule(method: str, tolerance: float, n_steps: int,
+                       max_steps: int) -> AdaptiveRule:
+    """Validates and builds an ``AdaptiveRule``."""
+    if method not in STIELTJES_WEIGHTS:
+        raise ValueError(
+            f"`tolerance` refines a Stieltjes rule ({sorted(STIELTJES_WEIGHTS)}); "
+            f"method={method!r} is a fixed rule. Pass `n_steps` without `tolerance` "
+            "for it, or method='trapezoid' with `tolerance`."
+        )
+    n_steps = check_n_steps(n_steps)
+    max_steps = check_n_steps(max_steps, "max_steps")
+    if max_steps < n_steps:
+        raise ValueError(
+            f"`max_steps` must be >= `n_steps` (the first grid). Received: "
+            f"max_steps={max_steps}, n_steps={n_steps}."
+        )
+    return AdaptiveRule(method, float(tolerance), n_steps, max_steps)
+
+
+def panel_grid(a: np.ndarray, b: np.ndarray, log: np.ndarray, method: str):
+    """Points and Stieltjes weights of panels [a, b], float64 ``(K, PANEL + 1)``.
+
+    Uniform panels have equal steps; a *log* panel (the one that touches
+    alpha = 0, and its children) has equal ratios, from ``max(a, START)``
+    (relu'(0+), see ``quadrature``). Both nest: a child's even points are
+    its parent's points when it is split at the mean (uniform) or the
+    geometric mean (log) of its ends, see ``midpoints``.
+    """
+    steps = np.arange(PANEL + 1) / PANEL
+    lo = np.maximum(a, START)[:, None]
+    alphas = np.where(log[:, None], lo * (b[:, None] / lo) ** steps,
+                      a[:, None] + (b - a)[:, None] * steps)
+    alphas[:, 0] = lo[:, 0]
+    alphas[:, -1] = b  # exactly, so that alpha = 1 is the input
+    wl, wr = STIELTJES_WEIGHTS[method]
+    left = np.full(alphas.shape, wl)
+    right = np.full(alphas.shape, wr)
+    left[:, 0] = right[:, 0] = 0.0
+    return alphas, left, right
+
+
+def midpoints(a: np.ndarray, b: np.ndarray, log: np.ndarray) -> np.ndarray:
+    """Where panels split: the mean of their ends, or for log panels the
+    geometric mean (from ``START`` for the panel that touches 0)."""
+    return np.where(log, np.sqrt(np.maximum(a, START) * b), (a + b) / 2)
+
+
+def first_panels(n_steps: int):
+    """Round 0: ``(a, b, log)`` of one log panel over the first uniform step
+    and uniform panels over the rest, ``n_steps`` steps or a few more.
+
+    The log panel costs one panel and resolves an integrand that changes
+    at every scale of alpha near 0 (a decoder whose RMSNorms amplify a
+    tiny residual stream block after block, from the zero embedding); on
+    a ReLU network it is merely one more panel.
+    """
+    count = -(-n_steps // PANEL)
+    h = 1.0 / (count * PANEL)
+    edges = np.concatenate([[0.0, h], np.linspace(0.0, 1.0, count + 1)[1:]])
+    log = np.zeros(count + 1, bool)
+    log[0] = True
+    return edges[:-1], edges[1:], log
+
+
+def per_filter(values: np.ndarray, axis: int) -> np.ndarray:
+    """``(K, F)``: ``values`` ``(K, *Y)`` summed per filter along ``axis``."""
+    if values.ndim == 1:
+        return values[:, None]
+    moved = np.moveaxis(values, axis, 1)
+    return moved.reshape(moved.shape[0], moved.shape[1], -1).sum(axis=2)
+
+
+@dataclasses.dataclass
+class AdaptiveResult:
+    """What ``integrate`` returns.
+
+    Attributes:
+        sums: the ``PathSums``; ``path_scores`` ``(B, P)`` on ``alphas``,
+            NaN where an example has no point.
+        alphas: ``(P,)`` every example's points, merged.
+        n_steps: ``(B,)`` steps of each example's final grid.
+        n_points: ``(B,)`` path points evaluated per example (the cost).
+        error_estimate: per unit set ``(B,)``: estimated relative L1 error
+            of the per-filter conductances.
+        completeness: ``(B,)`` worst relative completeness error of the
+            cut unit sets (0 without one).
+        converged: ``(B,)`` whether the example met ``tolerance``.
+    """
+
+    sums: PathSums
+    alphas: np.ndarray
+    n_steps: np.ndarray
+    n_points: np.ndarray
+    error_estimate: List[np.ndarray]
+    completeness: np.ndarray
+    converged: np.ndarray
+
+
+class _Leaves:
+    """The current panels of all examples, as parallel arrays."""
+
+    def __init__(self):
+        self.ex = np.zeros(0, int)
+        self.a = np.zeros(0)
+        self.b = np.zeros(0)
+        self.log = np.zeros(0, bool)
+        self.err = None  # per unit set (K, F): fine - coarse per filter
+        self.mass = None  # (K, L): L1 norm of ``err`` per unit set
+        self.alphas = np.zeros((0, PANEL + 1))
+        self.scores = np.zeros((0, PANEL + 1), np.float32)
+
+    def replace(self, drop: np.ndarray, ex, a, b, log, err, alphas, scores):
+        keep = np.ones(self.ex.size, bool)
+        keep[drop] = False
+        self.ex = np.concatenate([self.ex[keep], ex])
+        self.a = np.concatenate([self.a[keep], a])
+        self.b = np.concatenate([self.b[keep], b])
+        self.log = np.concatenate([self.log[keep], log])
+        self.err = err if self.err is None else [
+            np.concatenate([old[keep], new]) for old, new in zip(self.err, err)]
+        self.mass = np.stack([np.abs(e).sum(axis=1) for e in self.err], axis=1)
+        self.alphas = np.concatenate([self.alphas[keep], alphas])
+        self.scores = np.concatenate([self.scores[keep], scores])
+
+
+def integrate(engine: PathEngine, prepared, rule: AdaptiveRule, target: np.ndarray,
+              target_fn, batch_size: int, channel_axes: List[int],
+              completeness: Callable[[List[np.ndarray], np.ndarray], np.ndarray],
+              verbose, desc: str = "conductance") -> AdaptiveResult:
+    """Integrates every example's path until ``rule.tolerance`` is met.
+
+    Args:
+        engine: the ``PathEngine`` of the explainer.
+        prepared: ``adapter.Prepared`` inputs of B examples.
+        rule: the ``AdaptiveRule``.
+        target, target_fn: as ``PathEngine.run``.
+        batch_size: most rows (panels x points) per compiled call.
+        channel_axes: each unit set's filter axis in ``(B, *Y)``.
+        completeness: ``(conductances per unit set, F(x) - F(x')) -> (B,)``
+            relative completeness error over the cut unit sets (0 if none).
+        verbose: progress bars, as elsewhere.
+        desc: the progress label.
+
+    Returns:
+        ``AdaptiveResult``.
+    """
+    n, tol = prepared.n, rule.tolerance
+    a0, b0, log0 = first_panels(rule.n_steps)
+    ex = np.repeat(np.arange(n), a0.size)
+    a, b, log = np.tile(a0, n), np.tile(b0, n), np.tile(log0, n)
+    split = np.zeros(ex.size, bool)  # children of split panels
+    leaves, acc = _Leaves(), None
+    points = np.zeros(n, int)
+    converged = np.zeros(n, bool)
+    drop = np.zeros(0, int)
+    round_ = 1
+    while ex.size:
+        alphas, left, right = panel_grid(a, b, log, rule.method)
+        count = np.unique(ex).size
+        label = (f"{desc}, round {round_}: {ex.size} panels of {PANEL} steps, "
+                 f"{count} example{'s' if count != 1 else ''}")
+        progress = Progress(ex.size * (PANEL + 1), "path rows", verbose, label)
+        try:
+            err, scores, acc = _evaluate(engine, prepared, ex, b, split, alphas, left, right,
+                                         target, target_fn, batch_size, channel_axes, acc,
+                                         progress.update)
+        finally:
+            progress.close()
+        points += np.bincount(ex, minlength=n) * (PANEL + 1)
+        leaves.replace(drop, ex, a, b, log, err, alphas, scores)
+        f0, f1 = _ends(leaves, n)
+        estimate = _estimate(leaves, acc[0], channel_axes, f1 - f0, n)
+        complete = completeness(acc[0], f1 - f0)
+        converged = np.all(estimate <= tol, axis=0) & (complete <= tol)
+        drop = _choose(leaves, estimate, converged, rule)
+        ex, a, b, log = leaves.ex[drop], leaves.a[drop], leaves.b[drop], leaves.log[drop]
+        mid = midpoints(a, b, log)
+        ex, log = np.repeat(ex, 2), np.repeat(log, 2)
+        a, b = np.stack([a, mid], 1).ravel(), np.stack([mid, b], 1).ravel()
+        split = np.ones(ex.size, bool)
+        round_ += 1
+    return _result(leaves, acc, estimate, complete, points, converged, n)
+
+
+def _evaluate(engine, prepared, ex, b, split, alphas, left, right, target, target_fn,
+              batch_size, channel_axes, acc, progress):
+    """Runs one round's panels; folds them into ``acc`` (allocated on first
+    use: conductance, internal influence, activation, gradient per unit set)."""
+    err = [None] * len(channel_axes)
+    scores = np.zeros(alphas.shape, np.float32)
+    for idx, layers, sc in engine.run_panels(prepared, ex, alphas, left, right, target,
+                                             target_fn, batch_size, progress):
+        e = ex[idx]
+        if acc is None:
+            acc = [[np.zeros((prepared.n,) + t.shape[1:], np.float32) for t in
+                    (layer[0] for layer in layers)] for _ in range(4)]
+        last = b[idx] == 1.0
+        for k, (fine_c, coarse_c, fine_i, coarse_i, y1, g1) in enumerate(layers):
+            replaced = split[idx].reshape((-1,) + (1,) * (fine_c.ndim - 1))
+            # A child replaces its share of the parent, which is its coarse sum.
+            np.add.at(acc[0][k], e, fine_c - replaced * coarse_c)
+            np.add.at(acc[1][k], e, fine_i - replaced * coarse_i)
+            acc[2][k][e[last]] = y1[last]
+            acc[3][k][e[last]] = g1[last]
+            part = per_filter(fine_c - coarse_c, channel_axes[k])
+            if err[k] is None:
+                err[k] = np.zeros((ex.size, part.shape[1]), np.float32)
+            err[k][idx] = part
+        scores[idx] = sc
+    return err, scores, acc
+
+
+def _ends(leaves: _Leaves, n: int):
+    """F(x') and F(x) per example, from the panels at the path's ends."""
+    f0, f1 = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    first, last = leaves.a == 0.0, leaves.b == 1.0
+    f0[leaves.ex[first]] = leaves.scores[first, 0]
+    f1[leaves.ex[last]] = leaves.scores[last, -1]
+    return f0, f1
+
+
+def _estimate(leaves: _Leaves, conductance, channel_axes, diff, n) -> np.ndarray:
+    """``(L, B)`` estimated relative L1 error per unit set and example."""
+    out = np.zeros((len(channel_axes), n))
+    for k, axis in enumerate(channel_axes):
+        # Per filter, fine minus coarse over the whole grid: the Richardson
+        # estimate of the filter's error (about the fine rule's own error
+        # at first order, three times it at second), signed within a
+        # filter, so that errors of opposite sign along the path offset as
+        # they do in the result, and never across filters.
+        total = np.zeros((n, leaves.err[k].shape[1]))
+        np.add.at(total, leaves.ex, leaves.err[k])
+        out[k] = np.abs(total).sum(axis=1) / _scale(conductance[k], axis, diff)
+    return out
+
+
+def _scale(conductance: np.ndarray, axis: int, diff: np.ndarray) -> np.ndarray:
+    """The error's yardstick: the larger of the filters' L1 norm and
+    |F(x) - F(x')| (a unit set that conducts almost nothing is judged
+    against the output's change, not against its own near-zero size)."""
+    norm = np.abs(per_filter(conductance, axis)).sum(axis=1)
+    return np.maximum(np.maximum(norm, np.abs(diff)), np.finfo(np.float32).tiny)
+
+
+def _choose(leaves: _Leaves, estimate, converged, rule: AdaptiveRule) -> np.ndarray:
+    """Indices of the panels to split next round (empty: done).
+
+    Per example, every panel whose error estimate exceeds an equal share
+    of what the example may keep: were every panel's estimate at most
+    ``AIM * tolerance / estimate`` of today's mean, the estimate would be
+    within ``AIM * tolerance``. Where the error is concentrated (at small
+    alpha from a black image, at an RMSNorm's singular point), only the
+    panels there are split, round after round, until the error is spread
+    evenly along the path.
+    """
+    chosen = []
+    lo = np.maximum(leaves.a, START)
+    width_ok = np.where(leaves.log, leaves.b / lo >= (1 + MIN_RELATIVE_WIDTH) ** (2 * PANEL),
+                        leaves.b - leaves.a >= 2 * np.maximum(MIN_WIDTH, MIN_RELATIVE_WIDTH
+                                                              * leaves.b))
+    for e in np.flatnonzero(~converged):
+        mine = leaves.ex == e
+        ids = np.flatnonzero(mine & width_ok)
+        room = (rule.max_steps - PANEL * np.count_nonzero(mine)) // PANEL
+        if room <= 0 or ids.size == 0:
+            continue
+        mass = leaves.mass[ids]  # (k, L)
+        if np.all(estimate[:, e] <= rule.tolerance):
+            # The estimate says done but completeness disagrees: refine the
+            # worst half of the panels rather than trust it.
+            order = np.argsort(-mass.max(axis=1), kind="stable")
+            take = order[: max(1, ids.size // 2)]
+        else:
+            mean = mass.sum(axis=0) / np.count_nonzero(mine)
+            ratio = AIM * rule.tolerance / np.maximum(estimate[:, e], 1e-30)
+            over = (mass > ratio * mean) & (estimate[:, e] > rule.tolerance)
+            take = np.flatnonzero(over.any(axis=1))
+            if take.size == 0:
+                take = np.argsort(-mass.max(axis=1), kind="stable")[:1]
+            # The largest first, should ``max_steps`` not allow them all.
+            take = take[np.argsort(-mass[take].max(axis=1), kind="stable")]
+        chosen.append(ids[take[:room]])
+    return np.concatenate(chosen) if chosen else np.zeros(0, int)
+
+
+def _result(leaves: _Leaves, acc, estimate, complete, points, converged, n) -> AdaptiveResult:
+    grid = np.unique(leaves.alphas.astype(np.float32))
+    scores = np.full((n, grid.size), np.nan, np.float32)
+    cols = np.searchsorted(grid, leaves.alphas.astype(np.float32))
+    scores[np.repeat(leaves.ex, PANEL + 1), cols.ravel()] = leaves.scores.ravel()
+    sums = PathSums(acc[0], acc[1], acc[2], acc[3], path_scores=scores)
+    steps = np.bincount(leaves.ex, minlength=n) * PANEL
+    return AdaptiveResult(sums, grid, steps, points, list(estimate), complete, converged)
