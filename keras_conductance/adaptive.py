@@ -28,6 +28,7 @@ estimate that completeness contradicts.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Callable, List, Mapping, Optional
 
 import numpy as np
@@ -36,7 +37,8 @@ from keras_conductance.engine import PathEngine, PathSums
 from keras_conductance.progress import Progress
 from keras_conductance.quadrature import START, STIELTJES_WEIGHTS, check_n_steps
 
-__all__ = ["PANEL", "AdaptiveRule", "AdaptiveResult", "make_adaptive_rule", "integrate"]
+__all__ = ["PANEL", "AdaptiveRule", "AdaptiveResult", "ConductancePanels", "Panels",
+           "first_panels", "integrate", "make_adaptive_rule", "panel_grid", "per_filter"]
 
 PANEL = 8  # steps per panel: 9 points, of which the coarse rule uses 5
 # Narrowest uniform panel: its steps stay above the path's first point
@@ -140,8 +142,8 @@ class AdaptiveResult:
     """What ``integrate`` returns.
 
     Attributes:
-        sums: the ``PathSums``; ``path_scores`` ``(B, P)`` on ``alphas``,
-            NaN where an example has no point.
+        path_scores: ``(B, P)`` F on ``alphas``, NaN where an example has
+            no point.
         alphas: ``(P,)`` every example's points, merged.
         n_steps: ``(B,)`` steps of each example's final grid.
         n_points: ``(B,)`` path points evaluated per example (the cost).
@@ -152,7 +154,7 @@ class AdaptiveResult:
         converged: ``(B,)`` whether the example met ``tolerance``.
     """
 
-    sums: PathSums
+    path_scores: np.ndarray
     alphas: np.ndarray
     n_steps: np.ndarray
     n_points: np.ndarray
@@ -188,35 +190,113 @@ class _Leaves:
         self.scores = np.concatenate([self.scores[keep], scores])
 
 
-def integrate(engine: PathEngine, prepared, rule: AdaptiveRule, target: np.ndarray,
-              target_fn, batch_size: int, channel_axes: List[int],
+class Panels:
+    """What a measure supplies to the adaptive rule: its integrand on panels.
+
+    Attributes:
+        n: the number of examples.
+        channel_axes: per unit set, the filter axis of its ``totals`` entry.
+    """
+
+    n: int
+    channel_axes: List[int]
+
+    def evaluate(self, ex, a, b, split, alphas, left, right, batch_size, progress):
+        """Evaluates panels and folds them into the running results.
+
+        Args:
+            ex: int ``(K,)`` each panel's example.
+            a, b: ``(K,)`` the panels' ends.
+            split: bool ``(K,)``: a child of a split panel (it replaces its
+                share of the parent: add ``fine - coarse``, not ``fine``).
+            alphas, left, right: ``(K, PANEL + 1)`` from ``panel_grid``.
+            batch_size: most rows per compiled call.
+            progress: called with the rows done after each call.
+
+        Returns:
+            ``(err, scores)``: per unit set ``(K, F)`` fine minus coarse
+            summed per filter; ``(K, PANEL + 1)`` F at the points.
+        """
+        raise NotImplementedError
+
+    def totals(self) -> List[np.ndarray]:
+        """The running results per unit set, ``(n, *Y)`` each."""
+        raise NotImplementedError
+
+
+class ConductancePanels(Panels):
+    """Conductance, internal influence, and y and dF/dy at the input, on
+    panels streamed by ``PathEngine.run_panels``."""
+
+    def __init__(self, engine: PathEngine, prepared, target, target_fn, channel_axes):
+        self.engine, self.prepared = engine, prepared
+        self.target, self.target_fn = target, target_fn
+        self.n, self.channel_axes = prepared.n, list(channel_axes)
+        self.acc = None  # conductance, internal influence, activation, gradient
+
+    def evaluate(self, ex, a, b, split, alphas, left, right, batch_size, progress):
+        err = [None] * len(self.channel_axes)
+        scores = np.zeros(alphas.shape, np.float32)
+        for idx, layers, sc in self.engine.run_panels(self.prepared, ex, alphas, left, right,
+                                                      self.target, self.target_fn,
+                                                      batch_size, progress):
+            e = ex[idx]
+            if self.acc is None:
+                self.acc = [[np.zeros((self.n,) + layer[0].shape[1:], np.float32)
+                             for layer in layers] for _ in range(4)]
+            last = b[idx] == 1.0
+            for k, (fine_c, coarse_c, fine_i, coarse_i, y1, g1) in enumerate(layers):
+                replaced = split[idx].reshape((-1,) + (1,) * (fine_c.ndim - 1))
+                # A child replaces its share of the parent: its coarse sum.
+                np.add.at(self.acc[0][k], e, fine_c - replaced * coarse_c)
+                np.add.at(self.acc[1][k], e, fine_i - replaced * coarse_i)
+                self.acc[2][k][e[last]] = y1[last]
+                self.acc[3][k][e[last]] = g1[last]
+                err[k] = fold(err[k], idx, ex.size, per_filter(fine_c - coarse_c,
+                                                               self.channel_axes[k]))
+            scores[idx] = sc
+        return err, scores
+
+    def totals(self):
+        return self.acc[0]
+
+    def sums(self, path_scores) -> PathSums:
+        return PathSums(*self.acc, path_scores=path_scores)
+
+
+def fold(into: Optional[np.ndarray], idx, size: int, part: np.ndarray) -> np.ndarray:
+    """Writes ``part`` at rows ``idx`` of a ``(size, F)`` array made on first use."""
+    if into is None:
+        into = np.zeros((size,) + part.shape[1:], np.float32)
+    into[idx] = part
+    return into
+
+
+def integrate(panels: Panels, rule: AdaptiveRule, batch_size: int,
               completeness: Callable[[List[np.ndarray], np.ndarray], np.ndarray],
               verbose, desc: str = "conductance") -> AdaptiveResult:
     """Integrates every example's path until ``rule.tolerance`` is met.
 
     Args:
-        engine: the ``PathEngine`` of the explainer.
-        prepared: ``adapter.Prepared`` inputs of B examples.
+        panels: the measure's ``Panels``.
         rule: the ``AdaptiveRule``.
-        target, target_fn: as ``PathEngine.run``.
         batch_size: most rows (panels x points) per compiled call.
-        channel_axes: each unit set's filter axis in ``(B, *Y)``.
-        completeness: ``(conductances per unit set, F(x) - F(x')) -> (B,)``
+        completeness: ``(totals per unit set, F(x) - F(x')) -> (B,)``
             relative completeness error over the cut unit sets (0 if none).
         verbose: progress bars, as elsewhere.
-        desc: the progress label.
+        desc: the progress label and the warning's subject.
 
     Returns:
-        ``AdaptiveResult``.
+        ``AdaptiveResult`` (its ``sums`` None: the measure reads its own
+        ``panels``).
     """
-    n, tol = prepared.n, rule.tolerance
+    n, tol = panels.n, rule.tolerance
     a0, b0, log0 = first_panels(rule.n_steps)
     ex = np.repeat(np.arange(n), a0.size)
     a, b, log = np.tile(a0, n), np.tile(b0, n), np.tile(log0, n)
     split = np.zeros(ex.size, bool)  # children of split panels
-    leaves, acc = _Leaves(), None
+    leaves = _Leaves()
     points = np.zeros(n, int)
-    converged = np.zeros(n, bool)
     drop = np.zeros(0, int)
     round_ = 1
     while ex.size:
@@ -226,16 +306,16 @@ def integrate(engine: PathEngine, prepared, rule: AdaptiveRule, target: np.ndarr
                  f"{count} example{'s' if count != 1 else ''}")
         progress = Progress(ex.size * (PANEL + 1), "path rows", verbose, label)
         try:
-            err, scores, acc = _evaluate(engine, prepared, ex, b, split, alphas, left, right,
-                                         target, target_fn, batch_size, channel_axes, acc,
-                                         progress.update)
+            err, scores = panels.evaluate(ex, a, b, split, alphas, left, right, batch_size,
+                                          progress.update)
         finally:
             progress.close()
         points += np.bincount(ex, minlength=n) * (PANEL + 1)
         leaves.replace(drop, ex, a, b, log, err, alphas, scores)
         f0, f1 = _ends(leaves, n)
-        estimate = _estimate(leaves, acc[0], channel_axes, f1 - f0, n)
-        complete = completeness(acc[0], f1 - f0)
+        totals = panels.totals()
+        estimate = _estimate(leaves, totals, panels.channel_axes, f1 - f0, n)
+        complete = completeness(totals, f1 - f0)
         converged = np.all(estimate <= tol, axis=0) & (complete <= tol)
         drop = _choose(leaves, estimate, converged, rule)
         ex, a, b, log = leaves.ex[drop], leaves.a[drop], leaves.b[drop], leaves.log[drop]
@@ -244,35 +324,25 @@ def integrate(engine: PathEngine, prepared, rule: AdaptiveRule, target: np.ndarr
         a, b = np.stack([a, mid], 1).ravel(), np.stack([mid, b], 1).ravel()
         split = np.ones(ex.size, bool)
         round_ += 1
-    return _result(leaves, acc, estimate, complete, points, converged, n)
+    result = _result(leaves, estimate, complete, points, converged, n)
+    _warn_unconverged(result, rule, desc)
+    return result
 
 
-def _evaluate(engine, prepared, ex, b, split, alphas, left, right, target, target_fn,
-              batch_size, channel_axes, acc, progress):
-    """Runs one round's panels; folds them into ``acc`` (allocated on first
-    use: conductance, internal influence, activation, gradient per unit set)."""
-    err = [None] * len(channel_axes)
-    scores = np.zeros(alphas.shape, np.float32)
-    for idx, layers, sc in engine.run_panels(prepared, ex, alphas, left, right, target,
-                                             target_fn, batch_size, progress):
-        e = ex[idx]
-        if acc is None:
-            acc = [[np.zeros((prepared.n,) + t.shape[1:], np.float32) for t in
-                    (layer[0] for layer in layers)] for _ in range(4)]
-        last = b[idx] == 1.0
-        for k, (fine_c, coarse_c, fine_i, coarse_i, y1, g1) in enumerate(layers):
-            replaced = split[idx].reshape((-1,) + (1,) * (fine_c.ndim - 1))
-            # A child replaces its share of the parent, which is its coarse sum.
-            np.add.at(acc[0][k], e, fine_c - replaced * coarse_c)
-            np.add.at(acc[1][k], e, fine_i - replaced * coarse_i)
-            acc[2][k][e[last]] = y1[last]
-            acc[3][k][e[last]] = g1[last]
-            part = per_filter(fine_c - coarse_c, channel_axes[k])
-            if err[k] is None:
-                err[k] = np.zeros((ex.size, part.shape[1]), np.float32)
-            err[k][idx] = part
-        scores[idx] = sc
-    return err, scores, acc
+def _warn_unconverged(result: "AdaptiveResult", rule: AdaptiveRule, desc: str):
+    missed = np.flatnonzero(~result.converged)
+    if not missed.size:
+        return
+    worst = np.max(result.error_estimate, axis=0)[missed].max()
+    off = result.completeness[missed].max()
+    warnings.warn(
+        f"{desc[0].upper() + desc[1:]} did not reach tolerance={rule.tolerance} for "
+        f"{missed.size} of {result.converged.size} examples within max_steps="
+        f"{rule.max_steps}: estimated error up to {100 * worst:.3g}%, completeness error "
+        f"up to {100 * off:.3g}% (float32 sums resolve about 1e-6). Raise `max_steps`, or "
+        "check for discontinuities along the path.",
+        stacklevel=5,
+    )
 
 
 def _ends(leaves: _Leaves, n: int):
@@ -348,11 +418,10 @@ def _choose(leaves: _Leaves, estimate, converged, rule: AdaptiveRule) -> np.ndar
     return np.concatenate(chosen) if chosen else np.zeros(0, int)
 
 
-def _result(leaves: _Leaves, acc, estimate, complete, points, converged, n) -> AdaptiveResult:
+def _result(leaves: _Leaves, estimate, complete, points, converged, n) -> AdaptiveResult:
     grid = np.unique(leaves.alphas.astype(np.float32))
     scores = np.full((n, grid.size), np.nan, np.float32)
     cols = np.searchsorted(grid, leaves.alphas.astype(np.float32))
     scores[np.repeat(leaves.ex, PANEL + 1), cols.ravel()] = leaves.scores.ravel()
-    sums = PathSums(acc[0], acc[1], acc[2], acc[3], path_scores=scores)
     steps = np.bincount(leaves.ex, minlength=n) * PANEL
-    return AdaptiveResult(sums, grid, steps, points, list(estimate), complete, converged)
+    return AdaptiveResult(scores, grid, steps, points, list(estimate), complete, converged)

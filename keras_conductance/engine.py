@@ -25,7 +25,7 @@ from keras_conductance.cache import compiled
 from keras_conductance.quadrature import Rule
 from keras_conductance.taps import TapRecorder
 
-__all__ = ["PathSums", "PathEngine", "budget_batch_size", "check_batch_size", "check_tolerance", "check_verbose", "chunked_rule", "points_per_chunk", "resolve_jit", "select_score", "target_spec"]
+__all__ = ["PathSums", "PathEngine", "budget_batch_size", "check_batch_size", "check_tolerance", "check_verbose", "chunked_rule", "plan", "points_per_chunk", "resolve_jit", "select_score", "target_spec"]
 
 TargetFn = Callable[[tf.Tensor], tf.Tensor]
 
@@ -162,6 +162,19 @@ def points_per_chunk(n_points: int, most: int) -> int:
     return -(-n_points // n_chunks)
 
 
+def plan(n_items: int, n_points: int, rows_per_point: int, batch_size: int):
+    """``(items per call, points per chunk)``: the one chunking rule.
+
+    A call holds at most ``batch_size`` rows, one per (item, path point,
+    row of that point): the filters of a masked-VJP chunk, the input groups
+    of a JVP chunk, 1 for conductance. As many items as fit, then the
+    points split evenly (``points_per_chunk``); at least 1 x 1.
+    """
+    per_item = max(1, batch_size // max(1, rows_per_point))
+    group = max(1, min(n_items, per_item))
+    return group, points_per_chunk(n_points, max(1, per_item // group))
+
+
 def chunked_rule(rule: Rule, m: int):
     """The rule's alphas, left and right weights as float32 ``(n_chunks, m)``.
 
@@ -260,7 +273,7 @@ class PathEngine:
     def _path(x, xb, alphas):
         """Path rows ``(B * m, *S)``, example-major: row = b * m + k.
         ``alphas``: ``(m,)`` shared, or ``(B, m)`` per example."""
-        lead = [1, -1] if alphas.shape.rank == 1 else [tf.shape(alphas)[0], -1]
+        lead = [1, -1] if len(alphas.shape) == 1 else [tf.shape(alphas)[0], -1]
         a = tf.reshape(alphas, lead + [1] * (x.shape.rank - 1))
         rows = xb[:, None] + a * (x - xb)[:, None]
         return tf.reshape(rows, tf.concat([[-1], tf.shape(x)[1:]], 0))
@@ -549,8 +562,7 @@ class PathEngine:
             ``PathSums`` for the B examples.
         """
         n = prepared.n
-        group = min(n, batch_size)
-        m = points_per_chunk(rule.n_points, max(1, batch_size // group))
+        group, m = plan(n, rule.n_points, 1, batch_size)
         alphas, left, right = chunked_rule(rule, m)
         n_chunks = alphas.shape[0]
         path_shapes = [x.shape[1:] for x in prepared.xs]

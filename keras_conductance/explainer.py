@@ -195,23 +195,11 @@ class Conductance:
         """The adaptive rule (``tolerance=``), see ``adaptive.py``."""
         axes = [self.adapter.channel_axes.get(n, -1) for n in self.layers]
         groups = self._convergence_groups()
+        panels = adaptive.ConductancePanels(self._engine, prep, target, target_fn, axes)
         result = adaptive.integrate(
-            self._engine, prep, rule, target, target_fn, batch_size, axes,
-            lambda conductance, diff: self._completeness(conductance, diff, groups),
-            verbose)
-        missed = np.flatnonzero(~result.converged)
-        if missed.size:
-            worst = np.max(result.error_estimate, axis=0)[missed].max()
-            off = result.completeness[missed].max()
-            warnings.warn(
-                f"Conductance did not reach tolerance={rule.tolerance} for {missed.size} "
-                f"of {prep.n} examples within max_steps={rule.max_steps}: estimated "
-                f"error up to {100 * worst:.3g}%, completeness error up to {100 * off:.3g}% "
-                "(float32 sums resolve about 1e-6). Raise `max_steps`, or check for "
-                "discontinuities along the path.",
-                stacklevel=4,
-            )
-        return result
+            panels, rule, batch_size,
+            lambda conductance, diff: self._completeness(conductance, diff, groups), verbose)
+        return panels.sums(result.path_scores), result
 
     def explain(
         self,
@@ -266,8 +254,7 @@ class Conductance:
             extra = dict(n_steps=np.full(prep.n, n_steps), alphas=rule.alphas,
                          n_points=np.full(prep.n, rule.n_points))
         else:
-            result = self._adaptive(prep, target_idx, target_fn, rule, batch_size, verbose)
-            sums = result.sums
+            sums, result = self._adaptive(prep, target_idx, target_fn, rule, batch_size, verbose)
             extra = dict(n_steps=result.n_steps, alphas=result.alphas, n_points=result.n_points,
                          error_estimate=dict(zip(self.layers, result.error_estimate)))
         self._warn(sums, method, n_steps, tolerance, self.adapter.starts_at_singular_norm(prep))

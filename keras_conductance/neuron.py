@@ -27,14 +27,13 @@ the rest, with the same result:
 
 from __future__ import annotations
 
-import warnings
 from typing import Optional, Sequence, Union
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_conductance import quadrature
+from keras_conductance import adaptive, quadrature
 from keras_conductance.adapter import ModelAdapter, Prepared, options_key
 from keras_conductance.cache import cached, compiled
 from keras_conductance.engine import (
@@ -42,8 +41,10 @@ from keras_conductance.engine import (
     budget_batch_size,
     check_batch_size,
     check_tolerance,
+    plan,
     resolve_jit,
     select_score,
+    target_spec,
 )
 from keras_conductance.explainer import warn_if_unchanged
 from keras_conductance.targets import resolve_target
@@ -162,31 +163,37 @@ class NeuronConductance:
     # -- compiled pieces ------------------------------------------------------
 
     def _common(self, target_fn):
-        """Pieces shared by both modes: the path rows and the weighted dF/dy."""
+        """Pieces shared by both modes: the path rows and dF/dy."""
         probe = self._probe
         dtypes = [t.dtype for t in probe.inputs[: self._n_path]]
 
         def rows_of(xs, xbs, alphas):
-            rows = []
-            for x, xb, dtype in zip(xs, xbs, dtypes):
-                a = tf.reshape(alphas, [1, -1] + [1] * (x.shape.rank - 1))
-                r = xb[:, None] + a * (x - xb)[:, None]
-                rows.append(tf.cast(tf.reshape(r, tf.concat([[-1], tf.shape(x)[1:]], 0)), dtype))
-            return rows
+            """``(g_n * m, *S)`` rows for per-example points ``alphas`` (g_n, m)."""
+            return [tf.cast(PathEngine._path(x, xb, alphas), d)
+                    for x, xb, d in zip(xs, xbs, dtypes)]
 
-        def weighted_gradient(rows, consts, weights, target, m):
-            """dF/dy times each row's quadrature weight, and the scores."""
+        def gradient(rows, consts, target, m):
+            """dF/dy per row (rows are independent: the gradient of the sum is
+            each row's own), and the scores."""
             with tf.GradientTape() as tape:
                 tape.watch(rows)
                 y, out = self._unit(rows + consts)
-                scores = select_score(out, tf.repeat(target, m), target_fn)
-                # Rows are independent: the gradient of the weighted sum is
-                # each row's own dF/dy times its weight.
-                total = tf.reduce_sum(scores * tf.tile(weights, [tf.shape(target)[0]]))
+                scores = select_score(out, tf.repeat(target, m, axis=0), target_fn)
+                total = tf.reduce_sum(scores)
             g = tape.gradient(total, y)
             return y, (tf.zeros_like(y) if g is None else g), scores
 
-        return rows_of, weighted_gradient
+        return rows_of, gradient
+
+    @staticmethod
+    def _weighted(per_point, weights, g_n, m):
+        """``(W, g_n, *R)``: per-point values ``(g_n * m, *R)`` summed over each
+        example's points with each of the ``W`` weight rows ``(W, g_n, m)``
+        (one row for a fixed rule; fine and coarse for a panel)."""
+        shaped = tf.reshape(per_point, tf.concat([[g_n, m], tf.shape(per_point)[1:]], 0))
+        rank = shaped.shape.rank
+        w = tf.reshape(weights, tf.concat([tf.shape(weights), [1] * (rank - 2)], 0))
+        return tf.reduce_sum(w * shaped[None], axis=2)
 
     def _reverse_step(self, target_fn):
         """One masked VJP per (row, filter), vectorised over the filters."""
@@ -194,7 +201,7 @@ class NeuronConductance:
         rows_of, _ = self._common(target_fn)
 
         def step(xs, xbs, consts, alphas, weights, target, filters):
-            g_n, m = tf.shape(xs[0])[0], tf.shape(alphas)[0]
+            g_n, m = tf.shape(xs[0])[0], tf.shape(alphas)[1]
             rows = rows_of(xs, xbs, alphas)
             const_rows = [tf.repeat(c, m, axis=0) for c in consts]
             with tf.GradientTape(persistent=len(rows) > 1) as outer:
@@ -202,8 +209,8 @@ class NeuronConductance:
                 with tf.GradientTape() as inner:
                     inner.watch(rows)
                     y, out = self._unit(rows + const_rows)
-                    scores = select_score(out, tf.repeat(target, m), target_fn)
-                    total = tf.reduce_sum(scores * tf.tile(weights, [g_n]))
+                    scores = select_score(out, tf.repeat(target, m, axis=0), target_fn)
+                    total = tf.reduce_sum(scores)
                 with outer.stop_recording():
                     g = inner.gradient(total, y)
                 g = tf.zeros_like(y) if g is None else tf.stop_gradient(g)
@@ -212,19 +219,16 @@ class NeuronConductance:
                 s = tf.cast(g * y, tf.float32)
                 s = tf.reduce_sum(s, axis=sum_axes) if sum_axes else s
                 s = tf.gather(s, tf.repeat(filters, m, axis=0), axis=1, batch_dims=1)
-            sums = []
-            for r in rows:
-                jac = tf.cast(outer.batch_jacobian(s, r, experimental_use_pfor=True), tf.float32)
-                shape = tf.concat([[g_n, m], tf.shape(jac)[1:]], 0)
-                sums.append(tf.reduce_sum(tf.reshape(jac, shape), axis=1))
-            return sums
+            sums = [self._weighted(tf.cast(outer.batch_jacobian(s, r, experimental_use_pfor=True),
+                                           tf.float32), weights, g_n, m) for r in rows]
+            return sums, tf.reshape(scores, [g_n, m])
 
         return step
 
     def _forward_step(self, target_fn):
         """One JVP per (row, input group): every filter from the same JVPs."""
         head, sum_axes = self._head_to_y, [a + 1 for a in self._sum_axes]
-        rows_of, weighted_gradient = self._common(target_fn)
+        rows_of, gradient = self._common(target_fn)
         dtype = self._probe.inputs[0].dtype
         n_extra = self._extra[0]
 
@@ -232,10 +236,10 @@ class NeuronConductance:
             (x,), (xb,) = xs, xbs
             group_shape = x.shape[1:len(x.shape) - n_extra]
             n_groups = int(np.prod(group_shape))
-            g_n, m, k = tf.shape(x)[0], tf.shape(alphas)[0], tf.shape(groups)[1]
+            g_n, m, k = tf.shape(x)[0], tf.shape(alphas)[1], tf.shape(groups)[1]
             (rows,) = rows_of(xs, xbs, alphas)
             const_rows = [tf.repeat(c, m, axis=0) for c in consts]
-            _, g, _ = weighted_gradient([rows], const_rows, weights, target, m)
+            _, g, scores = gradient([rows], const_rows, target, m)
             # Tangent of group j: (x - x') on the group's features, else 0
             # (index -1 pads the groups of a chunk with zero tangents).
             onehot = tf.one_hot(groups, n_groups)
@@ -255,8 +259,8 @@ class NeuronConductance:
             s = tf.cast(g, tf.float32)[:, None] * jvp
             s = tf.reduce_sum(s, axis=sum_axes) if sum_axes else s
             s = tf.gather(s, tf.repeat(filters, m, axis=0), axis=2, batch_dims=1)  # (rows, k, F)
-            s = tf.reduce_sum(tf.reshape(s, [g_n, m, k, -1]), axis=1)
-            return tf.transpose(s, [0, 2, 1])  # (examples, F, k)
+            s = self._weighted(s, weights, g_n, m)  # (W, examples, k, F)
+            return [tf.transpose(s, [0, 1, 3, 2])], tf.reshape(scores, [g_n, m])
 
         return step
 
@@ -264,20 +268,20 @@ class NeuronConductance:
         """The compiled step for these input shapes (one trace each)."""
         shapes = tuple(x.shape[1:] for x in prep.xs)
         consts = tuple((c.shape[1:], c.dtype) for c in prep.consts)
-        key = (target_fn, mode, shapes, consts)
+        key = (getattr(target_fn, "trace_key", target_fn), mode, shapes, consts)
         if key not in self._steps:
             build = self._forward_step if mode == "forward" else self._reverse_step
-            vec, ints = tf.TensorSpec((None,), tf.float32), tf.TensorSpec((None,), tf.int32)
             xspec = [tf.TensorSpec((None,) + s, tf.float32) for s in shapes]
             cspec = [tf.TensorSpec((None,) + s, d) for s, d in consts]
             matrix = tf.TensorSpec((None, None), tf.int32)
-            signature = [xspec, xspec, cspec, vec, vec, ints, matrix]
+            signature = [xspec, xspec, cspec, tf.TensorSpec((None, None), tf.float32),
+                         tf.TensorSpec((None, None, None), tf.float32),
+                         target_spec(target_fn), matrix]
             if mode == "forward":
                 signature.append(matrix)
             self._steps[key] = compiled(build(target_fn), input_signature=signature,
                                         jit_compile=self.jit_compile)
         return self._steps[key]
-
 
     # -- inputs ----------------------------------------------------------------
 
@@ -313,13 +317,14 @@ class NeuronConductance:
         """Eq. 2 maps; see ``neuron_conductance`` for the arguments."""
         if mode not in MODES:
             raise ValueError(f"Unknown `mode`: {mode!r}. Valid modes: {list(MODES)}.")
-        quadrature.make_rule(method, n_steps)  # validates both
         tolerance = check_tolerance(tolerance)
+        rule = quadrature.make_rule(method, n_steps) if tolerance is None else \
+            adaptive.make_adaptive_rule(method, tolerance, n_steps, max_steps)
         prep = self.adapter.prepare(inputs, baselines)
         budget = _check_batch_size(batch_size, prep.xs[0].shape[1:])
         filt = self._filters(filters, prep.n)
-        # F at both ends: the target (top class at x), the F(x) = F(x')
-        # check and the scale of tolerance=, from two forward passes.
+        # F at both ends: the target (top class at x) and the F(x) = F(x')
+        # check, from two forward passes.
         ends = [self._engine.forward(xs, prep.consts, budget) for xs in (prep.xs, prep.baselines)]
         if callable(target):
             target_idx, target_fn = np.full(prep.n, -1, np.int32), target
@@ -331,11 +336,19 @@ class NeuronConductance:
             moved = self._moved(prep)
             mode = "forward" if len(prep.xs) == 1 and \
                 moved.sum(axis=1).max() <= filt.shape[1] else "reverse"
-        args = (prep, target_idx, target_fn, filt, budget, mode, method)
         warn_if_unchanged(f1, f0, stacklevel=4)
-        maps = self._maps(*args, n_steps)
-        if tolerance is not None:
-            maps = self._refine(maps, args, n_steps, tolerance, max_steps, np.abs(f1 - f0))
+        work = _Work(self, prep, target_idx, target_fn, filt, mode)
+        if tolerance is None:
+            weights = point_weights(rule)
+            keep = np.flatnonzero(weights != 0)
+            alphas = np.broadcast_to(rule.alphas[keep], (prep.n, keep.size))
+            maps, _ = work.run(np.arange(prep.n), alphas,
+                               np.broadcast_to(weights[keep], (1, prep.n, keep.size)), budget)
+            maps = [m[0] for m in maps]
+        else:
+            adaptive.integrate(work, rule, budget, lambda totals, diff: np.zeros(prep.n), 0,
+                               desc="neuron conductance")
+            maps = work.totals()
         return maps[0] if len(maps) == 1 else dict(zip(self.adapter.path_names, maps))
 
     def _moved(self, prep: Prepared) -> np.ndarray:
@@ -345,96 +358,136 @@ class NeuronConductance:
         n_groups = int(np.prod(z.shape[1:z.ndim - self._extra[0]]))
         return (z != zb).reshape(len(z), n_groups, -1).any(axis=2)
 
-    def _maps(self, prep, target, target_fn, filt, budget, mode, method, n_steps):
-        rule = quadrature.make_rule(method, n_steps)
-        weights = point_weights(rule)
-        keep = np.flatnonzero(weights != 0)
-        alphas, weights = rule.alphas[keep].astype(np.float32), weights[keep].astype(np.float32)
-        if mode == "forward":
-            return [self._run_forward(prep, alphas, weights, target, target_fn, filt, budget)]
-        return self._run_reverse(prep, alphas, weights, target, target_fn, filt, budget)
 
-    def _refine(self, maps, args, n_steps, tolerance, max_steps, scale):
-        """Doubles n_steps for the examples whose maps still change by more
-        than ``tolerance * |F(x) - F(x')|`` (summed per filter)."""
-        # ``scale``: |F(x) - F(x')| per example, the scale of Eq. 2.
-        todo, steps = np.arange(args[0].n), n_steps
-        while todo.size and steps * 2 <= max_steps:
-            steps *= 2
-            sub = (args[0].take(todo), args[1][todo], args[2], args[3][todo]) + args[4:]
-            finer = self._maps(*sub, steps)
-            change = sum(np.abs(f.reshape(f.shape[0], f.shape[1], -1).sum(axis=2) -
-                                m[todo].reshape(len(todo), f.shape[1], -1).sum(axis=2)).max(axis=1)
-                         for f, m in zip(finer, maps))
-            for m, f in zip(maps, finer):
-                m[todo] = f
-            todo = todo[change > tolerance * scale[todo]]
-        if todo.size:
-            warnings.warn(
-                f"Neuron conductance did not reach tolerance={tolerance} for "
-                f"{todo.size} of {args[0].n} examples within max_steps={max_steps}.",
-                stacklevel=4)
-        return maps
+def panel_point_weights(alphas: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``(2, K, PANEL + 1)`` point weights of panels: the fine rule on every
+    point and the coarse one on every other (``point_weights`` per panel)."""
+    def weights(a, wl, wr):
+        h = np.diff(a, axis=1)
+        w = np.zeros(a.shape)
+        w[:, 1:] += wr[:, 1:] * h
+        w[:, :-1] += wl[:, 1:] * h
+        # The sliver [0, alphas[0]] (quadrature.START) belongs to the first
+        # point of the panel at 0, where the rule uses it.
+        w[:, 0] += np.where((w[:, 0] != 0) & (a[:, 0] <= quadrature.START), a[:, 0], 0.0)
+        return w
 
-    def _run_reverse(self, prep, alphas, weights, target, target_fn, filt, budget):
-        step = self._step_fn(target_fn, "reverse", prep)
-        n, n_f = prep.n, filt.shape[1]
-        f_chunk = min(n_f, budget)
-        rows = max(1, budget // f_chunk)
-        group = min(n, rows)
-        m = max(1, min(alphas.size, rows // group))
-        totals = [np.zeros((n, n_f) + x.shape[1:], np.float32) for x in prep.xs]
+    fine = weights(alphas, left, right)
+    coarse = np.zeros(alphas.shape)
+    coarse[:, ::2] = weights(alphas[:, ::2], left[:, ::2], right[:, ::2])
+    return np.stack([fine, coarse])
+
+
+class _Work(adaptive.Panels):
+    """Eq. 2 maps of one call, streamed: any examples' points (a fixed rule's,
+    or adaptive panels) in chunks of at most ``batch_size`` rows, filters
+    (reverse mode) or input groups (forward mode) counting as rows."""
+
+    def __init__(self, explainer: NeuronConductance, prep: Prepared, target, target_fn, filt,
+                 mode: str):
+        self.explainer, self.prep, self.mode = explainer, prep, mode
+        self.target, self.target_fn, self.filt = target, target_fn, filt
+        self.n = prep.n
+        self.channel_axes = [1] * len(prep.xs)  # maps are (n, filters, *features)
+        self.acc = None
+
+    def run(self, ex, alphas, weights, batch_size, progress=None):
+        """Maps of work items: item i is example ``ex[i]`` at points
+        ``alphas[i]`` with point weights ``weights[:, i]`` (W rows).
+
+        Returns:
+            per interpolated tensor ``(W, K, k, *features)`` float32, and
+            the scores ``(K, P)``.
+        """
+        if self.mode == "forward":
+            return self._forward(ex, alphas, weights, batch_size, progress)
+        return self._reverse(ex, alphas, weights, batch_size, progress)
+
+    def _chunks(self, ex, n_points, rows_per_point, batch_size):
+        """(item slice, its tensors, point slices): the one chunking rule."""
+        group, m = plan(ex.size, n_points, rows_per_point, batch_size)
+        for b0 in range(0, ex.size, group):
+            sl = np.arange(b0, min(b0 + group, ex.size))
+            part = self.prep.take(ex[sl])
+            tensors = ([tf.constant(x) for x in part.xs], [tf.constant(b) for b in part.baselines],
+                       [tf.constant(c) for c in part.consts],
+                       tf.constant(self.target[ex[sl]].astype(np.int32)))
+            yield sl, tensors, [slice(p0, min(p0 + m, n_points)) for p0 in range(0, n_points, m)]
+
+    def _reverse(self, ex, alphas, weights, batch_size, progress):
+        explainer, filt = self.explainer, self.filt
+        step = explainer._step_fn(self.target_fn, "reverse", self.prep)
+        n_f, n_points = filt.shape[1], alphas.shape[1]
+        f_chunk = min(n_f, batch_size)
+        totals = [np.zeros((weights.shape[0], ex.size, n_f) + x.shape[1:], np.float32)
+                  for x in self.prep.xs]
+        scores = np.zeros(alphas.shape, np.float32)
         for f0 in range(0, n_f, f_chunk):
-            for b0 in range(0, n, group):
-                sl = np.arange(b0, min(b0 + group, n))
-                part = prep.take(sl)
-                xg = [tf.constant(x) for x in part.xs]
-                bg = [tf.constant(b) for b in part.baselines]
-                cg = [tf.constant(c) for c in part.consts]
-                tg, fs = tf.constant(target[sl]), tf.constant(filt[sl, f0:f0 + f_chunk])
-                for p0 in range(0, alphas.size, m):
-                    sums = step(xg, bg, cg, alphas[p0:p0 + m], weights[p0:p0 + m], tg, fs)
+            for sl, (xg, bg, cg, tg), points in self._chunks(ex, n_points, f_chunk, batch_size):
+                fs = tf.constant(filt[ex[sl], f0:f0 + f_chunk])
+                for p in points:
+                    sums, sc = step(xg, bg, cg, tf.constant(alphas[sl, p], tf.float32),
+                                    tf.constant(weights[:, sl, p], tf.float32), tg, fs)
                     for total, value in zip(totals, sums):
-                        total[sl, f0:f0 + f_chunk] += value.numpy()
+                        total[:, sl, f0:f0 + f_chunk] += value.numpy()
+                    scores[sl, p] = sc.numpy()
+                    if progress is not None:
+                        progress(int(sl.size * (p.stop - p.start)))
         maps = []
-        for total, x, xb, extra in zip(totals, prep.xs, prep.baselines, self._extra):
-            values = total * (x - xb)[:, None]
+        for total, x, xb, extra in zip(totals, self.prep.xs, self.prep.baselines,
+                                       explainer._extra):
+            values = total * (x - xb)[ex][None, :, None]
             # With a start layer, attribute per input position: sum the start
             # layer's extra axes (the embedding axis of a text model).
             maps.append(values.sum(axis=tuple(range(values.ndim - extra, values.ndim)))
                         if extra else values)
-        return maps
+        return maps, scores
 
-    def _run_forward(self, prep, alphas, weights, target, target_fn, filt, budget):
-        step = self._step_fn(target_fn, "forward", prep)
-        moved = self._moved(prep)
-        n = prep.n
-        maps = np.zeros((n, filt.shape[1], moved.shape[1]), np.float32)
+    def _forward(self, ex, alphas, weights, batch_size, progress):
+        explainer, filt = self.explainer, self.filt
+        step = explainer._step_fn(self.target_fn, "forward", self.prep)
+        moved = explainer._moved(self.prep)[ex]
+        n_points, n_f = alphas.shape[1], filt.shape[1]
+        maps = np.zeros((weights.shape[0], ex.size, n_f, moved.shape[1]), np.float32)
+        scores = np.zeros(alphas.shape, np.float32)
         k_max = max(int(moved.sum(axis=1).max()), 1)
-        rows = max(1, budget // k_max)
-        group = min(n, rows)
-        m = max(1, min(alphas.size, rows // group))
-        for b0 in range(0, n, group):
-            sl = np.arange(b0, min(b0 + group, n))
+        for sl, (xg, bg, cg, tg), points in self._chunks(ex, n_points, k_max, batch_size):
             active = [np.flatnonzero(r) for r in moved[sl]]
             k = max(max(a.size for a in active), 1)
             groups = np.full((len(active), k), -1, np.int32)
             for i, a in enumerate(active):
                 groups[i, : a.size] = a
-            part = prep.take(sl)
-            xg = [tf.constant(x) for x in part.xs]
-            bg = [tf.constant(b) for b in part.baselines]
-            cg = [tf.constant(c) for c in part.consts]
-            tg, fs = tf.constant(target[sl]), tf.constant(filt[sl])
-            values = np.zeros((len(active), filt.shape[1], k), np.float32)
-            for p0 in range(0, alphas.size, m):
-                values += step(xg, bg, cg, alphas[p0:p0 + m], weights[p0:p0 + m], tg, fs,
-                               tf.constant(groups)).numpy()
+            fs, gs = tf.constant(filt[ex[sl]]), tf.constant(groups)
+            values = np.zeros((weights.shape[0], sl.size, n_f, k), np.float32)
+            for p in points:
+                (part,), sc = step(xg, bg, cg, tf.constant(alphas[sl, p], tf.float32),
+                                   tf.constant(weights[:, sl, p], tf.float32), tg, fs, gs)
+                values += part.numpy()
+                scores[sl, p] = sc.numpy()
+                if progress is not None:
+                    progress(int(sl.size * (p.stop - p.start)))
             for i, a in enumerate(active):
-                maps[b0 + i][:, a] = values[i][:, : a.size]
-        z = prep.xs[0]
-        return maps.reshape((n, filt.shape[1]) + z.shape[1:z.ndim - self._extra[0]])
+                maps[:, sl[i]][:, :, a] = values[:, i][:, :, : a.size]
+        z = self.prep.xs[0]
+        shape = z.shape[1:z.ndim - explainer._extra[0]]
+        return [maps.reshape(maps.shape[:3] + shape)], scores
 
+    # -- the adaptive rule's integrand (adaptive.Panels) ---------------------------
+
+    def evaluate(self, ex, a, b, split, alphas, left, right, batch_size, progress):
+        weights = panel_point_weights(alphas, left, right)
+        maps, scores = self.run(ex, alphas, weights, batch_size, progress)
+        if self.acc is None:
+            self.acc = [np.zeros((self.n,) + m.shape[2:], np.float32) for m in maps]
+        err = []
+        for acc, (fine, coarse) in zip(self.acc, maps):
+            replaced = split.reshape((-1,) + (1,) * (fine.ndim - 1))
+            np.add.at(acc, ex, fine - replaced * coarse)
+            err.append(adaptive.per_filter(fine - coarse, 1))
+        return err, scores
+
+    def totals(self):
+        return self.acc
 
 
 def neuron_conductance(
@@ -456,6 +509,7 @@ def neuron_conductance(
     pre_softmax: bool = False,
     channel_axis: int = -1,
     mode: str = "auto",
+    max_steps: int = 1024,
 ):
     """Eq. 2 per filter: each input feature's attribution through each filter.
 
@@ -479,8 +533,10 @@ def neuron_conductance(
         interpolate: the model inputs that move along the path (default:
             the float inputs).
         n_steps, method: the integration rule, as ``kc.conductance``.
-        tolerance: double ``n_steps`` for the examples whose per-filter map
-            totals still change by more than ``tolerance * |F(x) - F(x')|``.
+        tolerance: integrate adaptively (as ``kc.conductance``) until the
+            estimated L1 error of the per-filter map totals is within
+            ``tolerance`` of their L1 norm (or of |F(x) - F(x')| if larger).
+        max_steps: most steps per example that ``tolerance`` may reach.
         batch_size: most (path rows x filters) vector-Jacobian products per
             compiled call; bounds memory, not the result. Default: as many
             as keep the Jacobian block under 64 MB (16 to 1024; 111 for
@@ -506,4 +562,5 @@ def neuron_conductance(
         model, layer, output=output, start_layer=start_layer, interpolate=interpolate,
         jit_compile=jit_compile, pre_softmax=pre_softmax, channel_axis=channel_axis))
     return explainer(inputs, filters, target=target, baselines=baselines, n_steps=n_steps,
-                     method=method, tolerance=tolerance, batch_size=batch_size, mode=mode)
+                     method=method, tolerance=tolerance, batch_size=batch_size, mode=mode,
+                     max_steps=max_steps)

@@ -132,3 +132,16 @@ def test_fixed_rules_are_unchanged_without_tolerance():
     attr = kc.conductance(model, x, "hidden", target=0, n_steps=10, verbose=0)
     np.testing.assert_allclose(attr.alphas, kc.make_rule("trapezoid", 10).alphas, rtol=1e-6)
     assert attr.n_points[0] == 11 and attr.error_estimate == {}
+
+
+@pytest.mark.parametrize("mode", ["reverse", "forward"])
+def test_eq2_maps_use_the_same_adaptive_rule(mode):
+    # One input feature: each filter's Eq. 2 map is its conductance, exactly
+    # tanh(k) / 3 and 2 tanh(k) / 3 (see ``spiked``).
+    model, x = spiked(1e3), np.ones((1, 1), np.float32)
+    exact = np.tanh(1e3) * np.array([1 / 3, 2 / 3])
+    uniform = kc.neuron_conductance(model, x, "y", None, target=0, n_steps=64, mode=mode)
+    assert _relative_l1(uniform[0, :, 0], exact) > 0.5
+    maps = kc.neuron_conductance(model, x, "y", None, target=0, tolerance=1e-3, mode=mode)
+    assert maps.shape == (1, 2, 1)
+    assert _relative_l1(maps[0, :, 0], exact) <= 1e-3
