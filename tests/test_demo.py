@@ -33,7 +33,11 @@ def test_demo_command_writes_report(demo_run):
     proc, wall, out = demo_run
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "test accuracy" in proc.stdout and str(out.resolve()) in proc.stdout
-    assert "64 steps for all 10 examples" in proc.stdout
+    # Integrated to 1 %: the estimate and completeness within it, steps reported.
+    estimate, complete = re.search(r"worst per-filter error estimate ([\d.]+)%, worst "
+                                   r"completeness error ([\d.]+)%", proc.stdout).groups()
+    assert float(estimate) <= 1.0 and float(complete) <= 1.0
+    assert re.search(r"; \d+ steps for", proc.stdout)
     # "Done in N s" counts the imports too: most of the wall time (the rest is
     # the interpreter's start and TensorFlow's teardown after the message).
     done = float(re.search(r"Done in (\d+) s", proc.stdout).group(1))
