@@ -192,6 +192,21 @@ def chunked_rule(rule: Rule, m: int):
     return padded(rule.alphas, 1.0), padded(rule.left, 0.0), padded(rule.right, 0.0)
 
 
+def _per_point(t, k, p):
+    """Rows ``(k * p, *Y)`` as float32 ``(k, p, *Y)`` (sums in float32)."""
+    t = tf.cast(t, tf.float32)
+    return tf.reshape(t, tf.concat([[k, p], tf.shape(t)[1:]], 0))
+
+
+def _stieltjes(y, g, a, wl, wr):
+    """Stieltjes sums over the steps of ``(k, p, *Y)`` points: conductance
+    (of g dy) and internal influence (of g dalpha), each ``(k, *Y)``."""
+    rank = y.shape.rank
+    w = _along(wl[:, 1:], rank) * g[:, :-1] + _along(wr[:, 1:], rank) * g[:, 1:]
+    da = _along(a[:, 1:] - a[:, :-1], rank)
+    return tf.reduce_sum(w * (y[:, 1:] - y[:, :-1]), axis=1), tf.reduce_sum(w * da, axis=1)
+
+
 def _along(w, rank):
     """``(K, m)`` weights shaped to multiply ``(K, m, *Y)`` of that rank."""
     return tf.reshape(w, tf.concat([tf.shape(w), [1] * (rank - 2)], 0))
@@ -362,24 +377,12 @@ class PathEngine:
             const_rows = [tf.repeat(c, p, axis=0) for c in consts]
             ys, gs, _, scores = self._gradients(rows, const_rows, tf.repeat(target, p, axis=0),
                                                 target_fn)
-
-            def per_point(t):
-                t = tf.cast(t, tf.float32)
-                return tf.reshape(t, tf.concat([[k, p], tf.shape(t)[1:]], 0))
-
-            def sums(y, g, a, wl, wr):
-                rank = y.shape.rank
-                w = _along(wl[:, 1:], rank) * g[:, :-1] + _along(wr[:, 1:], rank) * g[:, 1:]
-                da = _along(a[:, 1:] - a[:, :-1], rank)
-                return (tf.reduce_sum(w * (y[:, 1:] - y[:, :-1]), axis=1),
-                        tf.reduce_sum(w * da, axis=1))
-
             out = []
             for y, g in zip(ys, gs):
-                y, g = per_point(y), per_point(g)
-                fine_c, fine_i = sums(y, g, alphas, left, right)
-                coarse_c, coarse_i = sums(y[:, ::2], g[:, ::2], alphas[:, ::2],
-                                          left[:, ::2], right[:, ::2])
+                y, g = _per_point(y, k, p), _per_point(g, k, p)
+                fine_c, fine_i = _stieltjes(y, g, alphas, left, right)
+                coarse_c, coarse_i = _stieltjes(y[:, ::2], g[:, ::2], alphas[:, ::2],
+                                                left[:, ::2], right[:, ::2])
                 out.append([fine_c, coarse_c, fine_i, coarse_i, y[:, -1], g[:, -1]])
             return out, tf.reshape(scores, [k, p])
 
