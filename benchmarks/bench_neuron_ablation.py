@@ -21,6 +21,12 @@ last pointwise layer:
             MobileNet the batch-norm offset before the ReLU) and re-runs the
             whole model.
 
+  floor     ``neuron_conductance`` (reverse mode, all filters) / its floor: a
+            bare compiled function doing only the forward pass, dF/dy and one
+            vectorised masked VJP per (path point, filter chunk), on the same
+            rows per call, plus the trapezoid weights (MobileNet, the middle
+            layer).
+
 Timing protocol: each function runs once first (tracing excluded), then the
 two variants alternate for ``--rounds`` rounds and each one's median is
 reported. Both variants' results are checked to agree.
@@ -106,6 +112,62 @@ def bench_neuron(text, image, cfg, report):
 
 
 
+def bench_floor(image, cfg, report):
+    """Eq. 2 through the driver against the bare computation it streams."""
+    import keras
+    import tensorflow as tf
+
+    from keras_conductance import quadrature
+    from keras_conductance.neuron import NeuronConductance, point_weights
+
+    layer = cfg["layers"][len(cfg["layers"]) // 2]
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-1, 1, size=(cfg["image_batch"], 128, 128, 3)).astype("float32")
+    xb = -np.ones_like(x)
+    n_steps = cfg["image_steps"]
+    explainer = NeuronConductance(image, layer)
+    ours = lambda: explainer(x, None, target=0, baselines=-1.0, n_steps=n_steps, mode="reverse")
+    sub = keras.Model(image.inputs, [image.get_layer(layer).output, image.output])
+    n_filters = int(sub.outputs[0].shape[-1])
+    budget = 341  # the explainer's default for 128 x 128 x 3 inputs (64 MB of Jacobian)
+    f_chunk = min(n_filters, budget)
+    rule = quadrature.make_rule("trapezoid", n_steps)
+    weights = point_weights(rule)
+    keep = np.flatnonzero(weights)
+
+    @tf.function
+    def chunk(rows, filters):
+        with tf.GradientTape() as outer:
+            outer.watch(rows)
+            with tf.GradientTape() as inner:
+                inner.watch(rows)
+                y, out = sub(rows, training=False)
+                score = tf.reduce_sum(out[:, 0])
+            with outer.stop_recording():
+                g = tf.stop_gradient(inner.gradient(score, y))
+            s = tf.gather(tf.reduce_sum(g * y, axis=[1, 2]), filters, axis=1)
+        return outer.batch_jacobian(s, rows, experimental_use_pfor=True)
+
+    def bare():
+        total = np.zeros((len(x), n_filters) + x.shape[1:], np.float32)
+        for b in range(len(x)):
+            for p in keep:
+                row = tf.constant(xb[b:b + 1] + rule.alphas[p] * (x[b:b + 1] - xb[b:b + 1]))
+                for f0 in range(0, n_filters, f_chunk):
+                    jac = chunk(row, tf.range(f0, min(f0 + f_chunk, n_filters)))
+                    total[b, f0:f0 + f_chunk] += weights[p] * jac.numpy()[0]
+        return total * (x - xb)[:, None]
+
+    a, b = ours(), bare()
+    assert np.abs(a - b).max() <= 1e-4 * (np.abs(a).max() or 1.0), "driver and floor differ"
+    t_ours, t_bare = _median_times([ours, bare], cfg["rounds"])
+    report.append(dict(part="floor", model="MobileNet 0.25/128", layer=layer,
+                       filters=n_filters, examples=len(x), batched_s=t_ours, loop_s=t_bare,
+                       speedup=t_ours / t_bare))
+    print(f"floor     Eq. 2 maps {layer}: driver {t_ours:7.2f} s, bare {t_bare:7.2f} s, "
+          f"ratio {t_ours / t_bare:.2f} (goal <= 1.2)", flush=True)
+
+
 def _loop_ablation(model, forward, x, layer, target):
     """Ablate one filter by a -1e9 bias, re-run the whole (compiled) model,
     restore."""
@@ -157,7 +219,7 @@ def bench_ablation(text, image, cfg, report):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("parts", nargs="*", default=["neuron", "ablation"])
+    parser.add_argument("parts", nargs="*", default=["neuron", "ablation", "floor"])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--json", default=None, help="write the results here")
@@ -173,11 +235,15 @@ def main(argv=None):
         bench_neuron(text, image, cfg, report)
     if "ablation" in args.parts:
         bench_ablation(text, image, cfg, report)
-    print("\n| part | model | layer | filters | examples | batched (s) | loop (s) | speed-up |")
+    if "floor" in args.parts:
+        bench_floor(image, cfg, report)
+    print("\n| part | model | layer | filters | examples | batched (s) | loop or floor (s) | "
+          "ratio |")
     print("|---|---|---|---|---|---|---|---|")
     for r in report:
         print(f"| {r['part']} | {r['model']} | `{r['layer']}` | {r['filters']} | {r['examples']} | "
-              f"{r['batched_s']:.2f} | {r['loop_s']:.2f} | {r['speedup']:.1f}x |")
+              f"{r['batched_s']:.2f} | {r['loop_s']:.2f} | " +
+              (f"{r['speedup']:.2f} |" if r["part"] == "floor" else f"{r['speedup']:.1f}x |"))
     print(f"\nTensorFlow {tf.__version__}, {os.cpu_count()} CPU cores, rounds={cfg['rounds']}.")
     if args.json:
         with open(args.json, "w") as f:

@@ -9,13 +9,20 @@ every other point. Their difference, per filter, is the panel's error
 estimate (the fine sum's error is at most about that for a kink, a third
 of it for a smooth stretch; it is taken whole).
 
-Each round splits, per example, the panels whose estimates are largest
-until the rest would be within budget. A split panel's two children use
-the parent's points as their coarse points, so the parent's contribution
-is exactly their coarse sums: a child adds ``fine - coarse`` to the
-running per-unit sums and the parent needs no memory of its own. Panels
-thus crowd where the integrand changes: around ReLU kinks, and towards an
-end where it is steep (an RMSNorm at its singular point at alpha = 0).
+The first round is the uniform grid of ``n_steps`` plus one *log panel*
+(geometric points from ``START``) over its first step. Each later round
+splits, per example, the panels whose estimates exceed an equal share of
+the error allowed. A split panel's two children use the parent's points
+as their coarse points, so the parent's contribution is exactly their
+coarse sums: a child adds ``fine - coarse`` to the running per-unit sums
+and the parent needs no memory of its own. Panels thus crowd where the
+integrand changes: around ReLU kinks, and towards alpha = 0 where a
+decoder's RMSNorms, fed an almost-zero residual stream from the zero
+embedding, make F change in every decade of alpha.
+
+A measure supplies its integrand as ``Panels`` (``ConductancePanels``
+here; the Eq. 2 maps in ``neuron.py``); the rounds, the estimate and the
+stopping rule are this module's alone.
 
 An example stops when, for every requested unit set, the estimated L1
 error of its per-filter conductances is within ``tolerance`` of the
@@ -29,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Callable, List, Mapping, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 
