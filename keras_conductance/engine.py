@@ -25,7 +25,7 @@ from keras_conductance.cache import compiled
 from keras_conductance.quadrature import Rule
 from keras_conductance.taps import TapRecorder
 
-__all__ = ["PathSums", "PathEngine", "budget_batch_size", "check_batch_size", "check_tolerance", "check_verbose", "chunked_rule", "plan", "points_per_chunk", "resolve_jit", "select_score", "target_spec"]
+__all__ = ["PathSums", "PathEngine", "budget_batch_size", "check_batch_size", "check_tolerance", "check_verbose", "chunked_rule", "chunks", "plan", "points_per_chunk", "resolve_jit", "select_score", "target_spec"]
 
 TargetFn = Callable[[tf.Tensor], tf.Tensor]
 
@@ -173,6 +173,35 @@ def plan(n_items: int, n_points: int, rows_per_point: int, batch_size: int):
     per_item = max(1, batch_size // max(1, rows_per_point))
     group = max(1, min(n_items, per_item))
     return group, points_per_chunk(n_points, max(1, per_item // group))
+
+
+def chunks(prepared, items: np.ndarray, target: np.ndarray, n_points: int,
+           rows_per_point: int, batch_size: int, pad: bool = False):
+    """The one streaming loop: groups of work items, as tensors, and their
+    path points in chunks, sized by ``plan``.
+
+    Args:
+        prepared: ``adapter.Prepared`` of all examples.
+        items: int ``(K,)`` the example of each work item (an example, or a
+            panel of one).
+        target: the examples' targets, indexed by ``items``.
+        n_points, rows_per_point, batch_size: as ``plan``.
+        pad: repeat a short last group's last item, so that every group has
+            the same shape (one trace, one XLA compilation).
+
+    Yields:
+        ``(positions in items, xs, baselines, consts, target, point slices)``;
+        the tensors hold the padded group.
+    """
+    group, m = plan(items.size, n_points, rows_per_point, batch_size)
+    points = [slice(p0, min(p0 + m, n_points)) for p0 in range(0, n_points, m)]
+    for start in range(0, items.size, group):
+        pos = np.arange(start, min(start + group, items.size))
+        full = np.concatenate([pos, np.full(group - pos.size, pos[-1])]) if pad else pos
+        part = prepared.take(items[full])
+        yield (pos, [tf.constant(x) for x in part.xs], [tf.constant(b) for b in part.baselines],
+               [tf.constant(c) for c in part.consts],
+               tf.constant(np.asarray(target)[items[full]].astype(np.int32)), points)
 
 
 def chunked_rule(rule: Rule, m: int):
@@ -421,23 +450,17 @@ class PathEngine:
             (k, p))`` per call.
         """
         p = alphas.shape[1]
-        per_call = max(1, batch_size // p)
         step = self.panel_function([x.shape[1:] for x in prepared.xs],
                                    [c.shape[1:] for c in prepared.consts], target_fn, p)
-        for start in range(0, len(examples), per_call):
-            idx = np.arange(start, min(start + per_call, len(examples)))
-            # Under XLA every call has the same shape (one compilation); plain
-            # TensorFlow runs a short last call as it is.
-            pad = per_call - idx.size if self.jit_compile else 0
-            full = np.concatenate([idx, np.full(pad, idx[-1])])
-            part = prepared.take(examples[full])
-            out, scores = step(
-                [tf.constant(x) for x in part.xs], [tf.constant(b) for b in part.baselines],
-                [tf.constant(c) for c in part.consts],
-                *(tf.constant(a[full].astype(np.float32)) for a in (alphas, left, right)),
-                tf.constant(target[examples[full]].astype(np.int32)))
-            n = idx.size
-            yield idx, [[t.numpy()[:n] for t in layer] for layer in out], scores.numpy()[:n]
+        # A panel is one item of p rows. Under XLA every call has the same
+        # shape (one compilation); plain TensorFlow runs a short last call.
+        for pos, xg, bg, cg, tg, _ in chunks(prepared, examples, target, 1, p, batch_size,
+                                             pad=self.jit_compile):
+            full = np.concatenate([pos, np.full(tg.shape[0] - pos.size, pos[-1])])
+            out, scores = step(xg, bg, cg, *(tf.constant(a[full].astype(np.float32))
+                                             for a in (alphas, left, right)), tg)
+            n = pos.size
+            yield pos, [[t.numpy()[:n] for t in layer] for layer in out], scores.numpy()[:n]
             if progress is not None:
                 progress(int(n * p))
 
@@ -567,27 +590,20 @@ class PathEngine:
         n = prepared.n
         group, m = plan(n, rule.n_points, 1, batch_size)
         alphas, left, right = chunked_rule(rule, m)
-        n_chunks = alphas.shape[0]
         path_shapes = [x.shape[1:] for x in prepared.xs]
         const_shapes = [c.shape[1:] for c in prepared.consts]
         step = self.step_function(path_shapes, const_shapes, target_fn, rule.derivative)
         shapes = [(group,) + s for s in self.layer_shapes(path_shapes, const_shapes)]
 
         parts = []
-        for start in range(0, n, group):
-            idx = np.arange(start, min(start + group, n))
-            # The last group is padded by repeating its last example.
-            idx = np.concatenate([idx, np.full(group - idx.size, idx[-1])])
-            part = prepared.take(idx)
-            xg = [tf.constant(x) for x in part.xs]
-            bg = [tf.constant(b) for b in part.baselines]
-            cg = [tf.constant(c) for c in part.consts]
-            tg = tf.constant(target[idx].astype(np.int32))
+        # The last group is padded by repeating its last example.
+        for pos, xg, bg, cg, tg, _ in chunks(prepared, np.arange(n), target, rule.n_points, 1,
+                                             batch_size, pad=True):
             zeros = [tf.zeros(s, tf.float32) for s in shapes]
             carry_y, carry_g, acc_c, acc_i = zeros, zeros, zeros, zeros
             prev = tf.constant(0.0)
             scores = []
-            for c in range(n_chunks):
+            for c in range(alphas.shape[0]):
                 acc_c, acc_i, carry_y, carry_g, sc = step(
                     xg, bg, cg, alphas[c], left[c], right[c], prev, tg,
                     carry_y, carry_g, acc_c, acc_i,
@@ -595,9 +611,8 @@ class PathEngine:
                 prev = tf.constant(alphas[c, -1])
                 scores.append(sc)
                 if progress is not None:  # real path points only, not the padding
-                    points = min(m, rule.n_points - c * m)
-                    progress(int(min(group, n - start) * points))
-            keep = slice(0, min(group, n - start))
+                    progress(int(pos.size * min(m, rule.n_points - c * m)))
+            keep = slice(0, pos.size)
             parts.append(
                 (
                     [a.numpy()[keep] for a in acc_c],

@@ -41,7 +41,7 @@ from keras_conductance.engine import (
     budget_batch_size,
     check_batch_size,
     check_tolerance,
-    plan,
+    chunks,
     resolve_jit,
     select_score,
     target_spec,
@@ -403,17 +403,6 @@ class _Work(adaptive.Panels):
             return self._forward(ex, alphas, weights, batch_size, progress)
         return self._reverse(ex, alphas, weights, batch_size, progress)
 
-    def _chunks(self, ex, n_points, rows_per_point, batch_size):
-        """(item slice, its tensors, point slices): the one chunking rule."""
-        group, m = plan(ex.size, n_points, rows_per_point, batch_size)
-        for b0 in range(0, ex.size, group):
-            sl = np.arange(b0, min(b0 + group, ex.size))
-            part = self.prep.take(ex[sl])
-            tensors = ([tf.constant(x) for x in part.xs], [tf.constant(b) for b in part.baselines],
-                       [tf.constant(c) for c in part.consts],
-                       tf.constant(self.target[ex[sl]].astype(np.int32)))
-            yield sl, tensors, [slice(p0, min(p0 + m, n_points)) for p0 in range(0, n_points, m)]
-
     def _reverse(self, ex, alphas, weights, batch_size, progress):
         explainer, filt = self.explainer, self.filt
         step = explainer._step_fn(self.target_fn, "reverse", self.prep)
@@ -423,7 +412,8 @@ class _Work(adaptive.Panels):
                   for x in self.prep.xs]
         scores = np.zeros(alphas.shape, np.float32)
         for f0 in range(0, n_f, f_chunk):
-            for sl, (xg, bg, cg, tg), points in self._chunks(ex, n_points, f_chunk, batch_size):
+            for sl, xg, bg, cg, tg, points in chunks(self.prep, ex, self.target, n_points,
+                                                     f_chunk, batch_size):
                 fs = tf.constant(filt[ex[sl], f0:f0 + f_chunk])
                 for p in points:
                     sums, sc = step(xg, bg, cg, tf.constant(alphas[sl, p], tf.float32),
@@ -451,7 +441,8 @@ class _Work(adaptive.Panels):
         maps = np.zeros((weights.shape[0], ex.size, n_f, moved.shape[1]), np.float32)
         scores = np.zeros(alphas.shape, np.float32)
         k_max = max(int(moved.sum(axis=1).max()), 1)
-        for sl, (xg, bg, cg, tg), points in self._chunks(ex, n_points, k_max, batch_size):
+        for sl, xg, bg, cg, tg, points in chunks(self.prep, ex, self.target, n_points, k_max,
+                                                 batch_size):
             active = [np.flatnonzero(r) for r in moved[sl]]
             k = max(max(a.size for a in active), 1)
             groups = np.full((len(active), k), -1, np.int32)
