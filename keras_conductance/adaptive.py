@@ -9,8 +9,8 @@ every other point. Their difference, per filter, is the panel's error
 estimate (the fine sum's error is at most about that for a kink, a third
 of it for a smooth stretch; it is taken whole).
 
-The first round is the uniform grid of ``n_steps`` plus one *log panel*
-(geometric points from ``START``) over its first step. Each later round
+The first round is the uniform grid of ``n_steps`` whose first step is
+one *log panel* (geometric points from ``START``). Each later round
 splits, per example, the panels whose estimates exceed an equal share of
 the error allowed. A split panel's two children use the parent's points
 as their coarse points, so the parent's contribution is exactly their
@@ -53,6 +53,7 @@ PANEL = 8  # steps per panel: 9 points, of which the coarse rule uses 5
 # panels take over near 0).
 MIN_WIDTH, MIN_RELATIVE_WIDTH = 16 * START, 1e-5
 AIM = 0.75  # rounds aim below the tolerance by this factor
+FLOAT32_SUMS = 1e-5  # relative resolution of float32 running sums
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,9 +84,11 @@ def make_adaptive_rule(method: str, tolerance: float, n_steps: int,
         )
     n_steps = check_n_steps(n_steps)
     max_steps = check_n_steps(max_steps, "max_steps")
-    if max_steps < n_steps:
+    first = first_panels(n_steps)[0].size * PANEL
+    if max_steps < first:
         raise ValueError(
-            f"`max_steps` must be >= `n_steps` (the first grid). Received: "
+            f"`max_steps` must be >= the first grid's {first} steps (`n_steps` rounded up "
+            f"to panels of {PANEL}, plus the log panel at alpha = 0). Received: "
             f"max_steps={max_steps}, n_steps={n_steps}."
         )
     return AdaptiveRule(method, float(tolerance), n_steps, max_steps)
@@ -120,8 +123,9 @@ def midpoints(a: np.ndarray, b: np.ndarray, log: np.ndarray) -> np.ndarray:
 
 
 def first_panels(n_steps: int):
-    """Round 0: ``(a, b, log)`` of one log panel over the first uniform step
-    and uniform panels over the rest, ``n_steps`` steps or a few more.
+    """Round 0: ``(a, b, log)``: the uniform panels of ``n_steps`` (rounded up
+    to panels), the first of them split into a log panel over its first
+    step and a uniform panel over the rest (8 steps each).
 
     The log panel costs one panel and resolves an integrand that changes
     at every scale of alpha near 0 (a decoder whose RMSNorms amplify a
@@ -149,9 +153,9 @@ class AdaptiveResult:
     """What ``integrate`` returns.
 
     Attributes:
-        path_scores: ``(B, P)`` F on ``alphas``, NaN where an example has
-            no point.
-        alphas: ``(P,)`` every example's points, merged.
+        path_scores: ``(B, P)`` F at ``alphas``.
+        alphas: ``(B, P)`` each example's points in increasing order,
+            NaN-padded to the longest.
         n_steps: ``(B,)`` steps of each example's final grid.
         n_points: ``(B,)`` path points evaluated per example (the cost).
         error_estimate: per unit set ``(B,)``: estimated relative L1 error
@@ -323,7 +327,12 @@ def integrate(panels: Panels, rule: AdaptiveRule, batch_size: int,
         totals = panels.totals()
         estimate = _estimate(leaves, totals, panels.channel_axes, f1 - f0, n)
         complete = completeness(totals, f1 - f0)
-        converged = np.all(estimate <= tol, axis=0) & (complete <= tol)
+        # float32 sums of per-unit values that cancel resolve completeness
+        # only to ~1e-6 of their L1 norm: no refinement can do better.
+        norm = np.max([np.abs(per_filter(t, axis)).sum(axis=1)
+                       for t, axis in zip(totals, panels.channel_axes)], axis=0)
+        resolvable = FLOAT32_SUMS * norm / np.maximum(np.abs(f1 - f0), np.finfo(np.float32).tiny)
+        converged = np.all(estimate <= tol, axis=0) & (complete <= np.maximum(tol, resolvable))
         drop = _choose(leaves, estimate, converged, rule)
         ex, a, b, log = leaves.ex[drop], leaves.a[drop], leaves.b[drop], leaves.log[drop]
         mid = midpoints(a, b, log)
@@ -400,10 +409,12 @@ def _choose(leaves: _Leaves, estimate, converged, rule: AdaptiveRule) -> np.ndar
     width_ok = np.where(leaves.log, leaves.b / lo >= (1 + MIN_RELATIVE_WIDTH) ** (2 * PANEL),
                         leaves.b - leaves.a >= 2 * np.maximum(MIN_WIDTH, MIN_RELATIVE_WIDTH
                                                               * leaves.b))
+    by_example = np.argsort(leaves.ex, kind="stable")
+    bounds = np.searchsorted(leaves.ex[by_example], np.arange(leaves.ex.max() + 2))
     for e in np.flatnonzero(~converged):
-        mine = leaves.ex == e
-        ids = np.flatnonzero(mine & width_ok)
-        room = (rule.max_steps - PANEL * np.count_nonzero(mine)) // PANEL
+        mine = by_example[bounds[e]:bounds[e + 1]]
+        ids = mine[width_ok[mine]]
+        room = (rule.max_steps - PANEL * mine.size) // PANEL
         if room <= 0 or ids.size == 0:
             continue
         mass = leaves.mass[ids]  # (k, L)
@@ -413,7 +424,7 @@ def _choose(leaves: _Leaves, estimate, converged, rule: AdaptiveRule) -> np.ndar
             order = np.argsort(-mass.max(axis=1), kind="stable")
             take = order[: max(1, ids.size // 2)]
         else:
-            mean = mass.sum(axis=0) / np.count_nonzero(mine)
+            mean = mass.sum(axis=0) / mine.size
             ratio = AIM * rule.tolerance / np.maximum(estimate[:, e], 1e-30)
             over = (mass > ratio * mean) & (estimate[:, e] > rule.tolerance)
             take = np.flatnonzero(over.any(axis=1))
@@ -426,9 +437,24 @@ def _choose(leaves: _Leaves, estimate, converged, rule: AdaptiveRule) -> np.ndar
 
 
 def _result(leaves: _Leaves, estimate, complete, points, converged, n) -> AdaptiveResult:
-    grid = np.unique(leaves.alphas.astype(np.float32))
-    scores = np.full((n, grid.size), np.nan, np.float32)
-    cols = np.searchsorted(grid, leaves.alphas.astype(np.float32))
-    scores[np.repeat(leaves.ex, PANEL + 1), cols.ravel()] = leaves.scores.ravel()
+    """Each example's own points in order (``(B, P)``, NaN-padded: a union
+    over examples would grow with their number squared)."""
+    order = np.lexsort((leaves.a, leaves.ex))
+    ex = np.repeat(leaves.ex[order], PANEL)
+    # A panel's last point is the next panel's first: keep each panel's
+    # first PANEL points, and the path's end once per example.
+    alphas = leaves.alphas[order][:, :PANEL].ravel()
+    scores = leaves.scores[order][:, :PANEL].ravel()
+    last = order[leaves.b[order] == 1.0]
+    ex = np.concatenate([ex, leaves.ex[last]])
+    alphas = np.concatenate([alphas, leaves.alphas[last, -1]])
+    scores = np.concatenate([scores, leaves.scores[last, -1]])
+    keep = np.lexsort((alphas, ex))
+    ex, alphas, scores = ex[keep], alphas[keep], scores[keep]
+    counts = np.bincount(ex, minlength=n)
+    col = np.arange(ex.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    grid = np.full((n, counts.max()), np.nan, np.float32)
+    path_scores = np.full((n, counts.max()), np.nan, np.float32)
+    grid[ex, col], path_scores[ex, col] = alphas, scores
     steps = np.bincount(leaves.ex, minlength=n) * PANEL
-    return AdaptiveResult(scores, grid, steps, points, list(estimate), complete, converged)
+    return AdaptiveResult(path_scores, grid, steps, points, list(estimate), complete, converged)

@@ -112,7 +112,9 @@ class Attribution:
             a unit inside a layer, where the package cannot tell.
         path_scores: ``(B, P)`` the score F at each path point of the final
             rule (useful to see where along the path F changes).
-        alphas: ``(P,)`` the path points of ``path_scores``.
+        alphas: ``(P,)`` the path points of ``path_scores``; with
+            ``tolerance`` ``(B, P)``, each example's own points in order,
+            NaN-padded (``path_scores`` too).
         channel_axes: unit -> its filter axis when ``per_filter`` is given
             none: -2 for attention heads by meaning (``"block:heads"``),
             else -1.

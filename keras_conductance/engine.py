@@ -176,7 +176,8 @@ def plan(n_items: int, n_points: int, rows_per_point: int, batch_size: int):
 
 
 def chunks(prepared, items: np.ndarray, target: np.ndarray, n_points: int,
-           rows_per_point: int, batch_size: int, pad: bool = False):
+           rows_per_point: int, batch_size: int, pad: bool = False,
+           fixed: bool = False):
     """The one streaming loop: groups of work items, as tensors, and their
     path points in chunks, sized by ``plan``.
 
@@ -188,12 +189,17 @@ def chunks(prepared, items: np.ndarray, target: np.ndarray, n_points: int,
         n_points, rows_per_point, batch_size: as ``plan``.
         pad: repeat a short last group's last item, so that every group has
             the same shape (one trace, one XLA compilation).
+        fixed: with ``pad``, groups of as many items as ``batch_size``
+            allows whatever the number of items (the same shape in every
+            adaptive round, where the number of panels shrinks).
 
     Yields:
         ``(positions in items, xs, baselines, consts, target, point slices)``;
         the tensors hold the padded group.
     """
     group, m = plan(items.size, n_points, rows_per_point, batch_size)
+    if pad and fixed:
+        group = max(1, batch_size // max(1, rows_per_point * min(m, n_points)))
     points = [slice(p0, min(p0 + m, n_points)) for p0 in range(0, n_points, m)]
     for start in range(0, items.size, group):
         pos = np.arange(start, min(start + group, items.size))
@@ -455,7 +461,7 @@ class PathEngine:
         # A panel is one item of p rows. Under XLA every call has the same
         # shape (one compilation); plain TensorFlow runs a short last call.
         for pos, xg, bg, cg, tg, _ in chunks(prepared, examples, target, 1, p, batch_size,
-                                             pad=self.jit_compile):
+                                             pad=self.jit_compile, fixed=True):
             full = np.concatenate([pos, np.full(tg.shape[0] - pos.size, pos[-1])])
             out, scores = step(xg, bg, cg, *(tf.constant(a[full].astype(np.float32))
                                              for a in (alphas, left, right)), tg)

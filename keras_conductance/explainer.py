@@ -108,6 +108,8 @@ class Conductance:
     ):
         quadrature.make_rule(method, n_steps)  # validates both
         quadrature.check_n_steps(max_steps, "max_steps")
+        if tolerance is not None:  # the adaptive rule's own checks, now
+            adaptive.make_adaptive_rule(method, check_tolerance(tolerance), n_steps, max_steps)
         self.model = model
         self.n_steps = n_steps
         self.method = method
@@ -178,7 +180,7 @@ class Conductance:
 
     def _relative_errors(self, sums: PathSums, groups) -> np.ndarray:
         """``(B,)`` worst relative completeness error over the cut groups."""
-        diff = sums.path_scores[:, -1] - sums.path_scores[:, 0]
+        diff = _at_input(sums.path_scores) - sums.path_scores[:, 0]
         return self._completeness(sums.conductance, diff, groups)
 
     def _completeness(self, conductance, diff, groups) -> np.ndarray:
@@ -289,7 +291,7 @@ class Conductance:
         prep = self.adapter.prepare(inputs, baselines)
         target_idx, target_fn = self._target(target, prep, inputs, batch_size)
         sums = self._run(prep, _ENDPOINTS, target_idx, target_fn, batch_size, 0)
-        warn_if_unchanged(sums.path_scores[:, -1], sums.path_scores[:, 0])
+        warn_if_unchanged(_at_input(sums.path_scores), sums.path_scores[:, 0])
         return self._measures(sums, target_idx, "endpoints", n_steps=np.zeros(prep.n, int),
                               alphas=_ENDPOINTS.alphas, n_points=np.full(prep.n, 2))
 
@@ -298,7 +300,7 @@ class Conductance:
     def _measures(self, sums: PathSums, target, method, n_steps, alphas, n_points,
                   error_estimate=None) -> Measures:
         f0 = sums.path_scores[:, 0].astype(np.float32)
-        f1 = sums.path_scores[:, -1].astype(np.float32)
+        f1 = _at_input(sums.path_scores).astype(np.float32)
         common = dict(
             output_diff=(f1 - f0).astype(np.float32),
             output_at_input=f1,
@@ -335,9 +337,9 @@ class Conductance:
         warnings.warn(message, stacklevel=4)
 
     def _warn(self, sums: PathSums, method, n_steps, tolerance, singular: bool = False):
-        warn_if_unchanged(sums.path_scores[:, -1], sums.path_scores[:, 0])
+        warn_if_unchanged(_at_input(sums.path_scores), sums.path_scores[:, 0])
         if self._squash is not None:
-            f1 = sums.path_scores[:, -1]
+            f1 = _at_input(sums.path_scores)
             # Saturated means near 1; a small probability (a near-uniform
             # softmax over many classes) is not saturated.
             if np.any(f1 > 0.99):
@@ -359,7 +361,7 @@ class Conductance:
             self._warn_once("singular-norm", singular_norm_message(
                 self.adapter, 100 * worst.max(), method, n_steps))
         elif worst.max() > 1e3:
-            diff = sums.path_scores[:, -1] - sums.path_scores[:, 0]
+            diff = _at_input(sums.path_scores) - sums.path_scores[:, 0]
             self._warn_once(
                 "no-change",
                 "The explained score barely changes along the path "
@@ -378,6 +380,13 @@ class Conductance:
                 "tanh/GELU/softmax regions). Pass a larger `n_steps` (e.g. 200-400), or "
                 "`tolerance=0.01` to refine each example until converged.",
             )
+
+
+def _at_input(path_scores: np.ndarray) -> np.ndarray:
+    """``(B,)`` F(x): each row's last point (rows of the adaptive rule are
+    NaN-padded after it)."""
+    last = np.isfinite(path_scores).sum(axis=1) - 1
+    return path_scores[np.arange(path_scores.shape[0]), np.maximum(last, 0)]
 
 
 def singular_norm_message(adapter, percent: float, method: str, n_steps: int) -> str:

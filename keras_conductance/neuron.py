@@ -467,14 +467,19 @@ class _Work(adaptive.Panels):
 
     def evaluate(self, ex, a, b, split, alphas, left, right, batch_size, progress):
         weights = panel_point_weights(alphas, left, right)
-        maps, scores = self.run(ex, alphas, weights, batch_size, progress)
-        if self.acc is None:
-            self.acc = [np.zeros((self.n,) + m.shape[2:], np.float32) for m in maps]
-        err = []
-        for acc, (fine, coarse) in zip(self.acc, maps):
-            replaced = split.reshape((-1,) + (1,) * (fine.ndim - 1))
-            np.add.at(acc, ex, fine - replaced * coarse)
-            err.append(adaptive.per_filter(fine - coarse, 1))
+        err, scores = [None] * len(self.prep.xs), np.zeros(alphas.shape, np.float32)
+        # A round's panels in blocks of as many as there are examples, so
+        # that the maps in flight stay about twice the result's size.
+        for start in range(0, ex.size, self.n):
+            idx = np.arange(start, min(start + self.n, ex.size))
+            maps, scores[idx] = self.run(ex[idx], alphas[idx], weights[:, idx], batch_size,
+                                         progress)
+            if self.acc is None:
+                self.acc = [np.zeros((self.n,) + m.shape[2:], np.float32) for m in maps]
+            for k, (acc, (fine, coarse)) in enumerate(zip(self.acc, maps)):
+                replaced = split[idx].reshape((-1,) + (1,) * (fine.ndim - 1))
+                np.add.at(acc, ex[idx], fine - replaced * coarse)
+                err[k] = adaptive.fold(err[k], idx, ex.size, adaptive.per_filter(fine - coarse, 1))
         return err, scores
 
     def totals(self):

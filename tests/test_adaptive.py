@@ -66,7 +66,7 @@ def test_a_kinked_path_is_integrated_to_tolerance():
     assert attr.error_estimate["hidden"][0] <= 1e-4
     assert attr.relative_delta()[0] <= 1e-4
     # Panels crowd around the kinks: the grid is finer there than elsewhere.
-    alphas = attr.alphas[np.isfinite(attr.path_scores[0])]
+    alphas = attr.alphas[0][np.isfinite(attr.alphas[0])]
     steps = np.diff(alphas)
     near = np.minimum(np.abs(alphas[1:] - 0.31), np.abs(alphas[1:] - 0.77)) < 0.02
     assert steps[near].min() < steps[~near & (alphas[1:] > 0.05)].max() / 4
@@ -82,8 +82,8 @@ def test_a_spike_at_the_start_is_resolved(k):
     assert _relative_l1(attr["y"][0], exact) <= 1e-3
     # Graded towards alpha = 0 (the log panel), in a few hundred points.
     assert attr.n_points[0] < 1000
-    alphas = attr.alphas[np.isfinite(attr.path_scores[0])]
-    assert np.sum(alphas < 10 / k) >= 8
+    alphas = attr.alphas[0][np.isfinite(attr.alphas[0])]
+    assert np.all(np.diff(alphas) > 0) and np.sum(alphas < 10 / k) >= 8
 
 
 def test_completeness_met_by_luck_does_not_stop_refinement():
@@ -121,8 +121,8 @@ def test_max_steps_bounds_the_work_and_warns():
         attr = kc.conductance(model, x, "y", target=0, tolerance=1e-6, max_steps=64,
                               verbose=0)
     assert attr.n_steps[0] <= 64
-    with pytest.raises(ValueError, match=r"`max_steps` must be >= `n_steps`.*max_steps=8, "
-                                         r"n_steps=50"):
+    with pytest.raises(ValueError, match=r"`max_steps` must be >= the first grid's 64 steps.*"
+                                         r"max_steps=8, n_steps=50"):
         kc.conductance(model, x, "y", target=0, tolerance=0.01, max_steps=8)
 
 

@@ -125,9 +125,11 @@ def test_convergence_warning_once_and_tolerance_refines():
     assert np.all(attr.relative_delta() <= 1e-3)
     assert attr.n_steps.max() > 3
     np.testing.assert_allclose(attr["hidden"][0], [90, 100, 100, 100], atol=0.4)
-    # Nested grids: the merged path scores keep alpha = 0 and 1 at the ends.
-    assert attr.path_scores.shape[1] == len(attr.alphas)
-    np.testing.assert_allclose(attr.path_scores[:, -1], attr.output_at_input)
+    # Each example's own points: alpha = 1 (the input) is its last.
+    assert attr.path_scores.shape == attr.alphas.shape
+    last = np.isfinite(attr.alphas).sum(axis=1) - 1
+    np.testing.assert_allclose(attr.alphas[np.arange(2), last], 1.0)
+    np.testing.assert_allclose(attr.path_scores[np.arange(2), last], attr.output_at_input)
 
 
 def test_mixed_precision_accumulates_in_float32(data):

@@ -139,8 +139,8 @@ def test_tolerance_refines_and_warns_when_max_steps_is_reached(rng):
     refined = explainer(x, [0, 3], target=1, n_steps=2, tolerance=1e-3, max_steps=256)
     assert np.abs(refined - fine).max() < 0.1 * np.abs(coarse - fine).max()
     with pytest.warns(UserWarning, match=r"did not reach tolerance=1e-12 for 2 of 2 "
-                                         r"examples within max_steps=4"):
-        explainer(x, [0, 3], target=1, n_steps=2, tolerance=1e-12, max_steps=4)
+                                         r"examples within max_steps=16"):
+        explainer(x, [0, 3], target=1, n_steps=2, tolerance=1e-12, max_steps=16)
 
 
 def test_clear_errors():
