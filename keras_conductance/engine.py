@@ -362,34 +362,26 @@ class PathEngine:
                 rows, const_rows, tf.repeat(target, m, axis=0), target_fn, tangents
             )
 
-            def per_point(t):
-                t = tf.cast(t, tf.float32)  # mixed precision: sums in float32
-                return tf.reshape(t, tf.concat([[batch, m], tf.shape(t)[1:]], 0))
+            # The chunk's points, after the previous chunk's last (the
+            # carry), with no weight on the interval ending at the carry.
+            a_all = tf.concat([tf.reshape(prev_alpha, [1]), alphas], axis=0)[None]
 
-            def along(w, rank):
-                return tf.reshape(w, [1, -1] + [1] * (rank - 2))
+            def from_carry(w):
+                return tf.concat([tf.zeros([1]), w], axis=0)[None]
 
-            d_alpha = tf.concat(
-                [alphas[:1] - prev_alpha, alphas[1:] - alphas[:-1]], axis=0
-            )
             new_c, new_i, last_y, last_g = [], [], [], []
             for k in range(len(ys)):
-                y, g = per_point(ys[k]), per_point(gs[k])
-                rank = y.shape.rank
+                y, g = _per_point(ys[k], batch, m), _per_point(gs[k], batch, m)
                 if derivative:
-                    w = along(right, rank) * g
-                    dy = per_point(ydots[k])
-                    da = 1.0
+                    w = _along(right[None], y.shape.rank) * g
+                    c = tf.reduce_sum(w * _per_point(ydots[k], batch, m), axis=1)
+                    i = tf.reduce_sum(w, axis=1)
                 else:
-                    # Stieltjes sum over the intervals ending at this chunk's
-                    # points; the first starts at the previous chunk's last.
                     y_all = tf.concat([carry_y[k][:, None], y], axis=1)
                     g_all = tf.concat([carry_g[k][:, None], g], axis=1)
-                    w = along(left, rank) * g_all[:, :-1] + along(right, rank) * g_all[:, 1:]
-                    dy = y_all[:, 1:] - y_all[:, :-1]
-                    da = along(d_alpha, rank)
-                new_c.append(acc_c[k] + tf.reduce_sum(w * dy, axis=1))
-                new_i.append(acc_i[k] + tf.reduce_sum(w * da, axis=1))
+                    c, i = _stieltjes(y_all, g_all, a_all, from_carry(left), from_carry(right))
+                new_c.append(acc_c[k] + c)
+                new_i.append(acc_i[k] + i)
                 last_y.append(y[:, -1])
                 last_g.append(g[:, -1])
             return new_c, new_i, last_y, last_g, tf.reshape(scores, [batch, m])

@@ -69,14 +69,20 @@ def point_weights(rule: quadrature.Rule) -> np.ndarray:
     """
     if rule.derivative:
         return np.asarray(rule.right, np.float64).copy()
-    h = np.diff(rule.alphas)
-    w = np.zeros(rule.n_points)
-    w[1:] += rule.right[1:] * h
-    w[:-1] += rule.left[1:] * h
-    # The sliver [0, alphas[0]] (quadrature.START) belongs to the first
-    # point, where the rule uses it (not "right", which never does).
-    if w[0]:
-        w[0] += rule.alphas[0]
+    return _point_weights(rule.alphas[None], rule.left[None], rule.right[None])[0]
+
+
+def _point_weights(a: np.ndarray, wl: np.ndarray, wr: np.ndarray) -> np.ndarray:
+    """``(K, P)`` point weights of K Stieltjes grids ``a`` with interval
+    weights ``wl``, ``wr`` (as ``quadrature.Rule``'s ``left``, ``right``)."""
+    h = np.diff(a, axis=1)
+    w = np.zeros(a.shape)
+    w[:, 1:] += wr[:, 1:] * h
+    w[:, :-1] += wl[:, 1:] * h
+    # The sliver [0, alphas[0]] (quadrature.START) belongs to the first point
+    # of a grid that starts the path, where the rule uses it (not "right",
+    # which never does).
+    w[:, 0] += np.where((w[:, 0] != 0) & (a[:, 0] <= quadrature.START), a[:, 0], 0.0)
     return w
 
 
@@ -362,19 +368,9 @@ class NeuronConductance:
 def panel_point_weights(alphas: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """``(2, K, PANEL + 1)`` point weights of panels: the fine rule on every
     point and the coarse one on every other (``point_weights`` per panel)."""
-    def weights(a, wl, wr):
-        h = np.diff(a, axis=1)
-        w = np.zeros(a.shape)
-        w[:, 1:] += wr[:, 1:] * h
-        w[:, :-1] += wl[:, 1:] * h
-        # The sliver [0, alphas[0]] (quadrature.START) belongs to the first
-        # point of the panel at 0, where the rule uses it.
-        w[:, 0] += np.where((w[:, 0] != 0) & (a[:, 0] <= quadrature.START), a[:, 0], 0.0)
-        return w
-
-    fine = weights(alphas, left, right)
+    fine = _point_weights(alphas, left, right)
     coarse = np.zeros(alphas.shape)
-    coarse[:, ::2] = weights(alphas[:, ::2], left[:, ::2], right[:, ::2])
+    coarse[:, ::2] = _point_weights(alphas[:, ::2], left[:, ::2], right[:, ::2])
     return np.stack([fine, coarse])
 
 
