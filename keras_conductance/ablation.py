@@ -27,7 +27,8 @@ import tensorflow as tf
 
 from keras_conductance.adapter import ModelAdapter, options_key
 from keras_conductance.cache import cached, compiled
-from keras_conductance.engine import budget_batch_size, check_batch_size, select_score
+from keras_conductance.arguments import check, check_axis, check_indices
+from keras_conductance.engine import budget_batch_size, select_score
 from keras_conductance.targets import resolve_target
 from keras_conductance.token_targets import TokenTarget
 
@@ -61,9 +62,10 @@ class FlipResult:
     max_filters: int
 
 
-def _check_batch_size(batch_size, layer_shape=()) -> int:
-    default = budget_batch_size(layer_shape, LAYER_BUDGET, MIN_BATCH, MAX_BATCH)
-    return check_batch_size(batch_size, "tail rows", default)
+def _batch_size(batch_size: Optional[int], layer_shape=()) -> int:
+    """``batch_size`` (checked), or the rows of a ``LAYER_BUDGET`` block."""
+    return check("batch_size", batch_size) or budget_batch_size(
+        layer_shape, LAYER_BUDGET, MIN_BATCH, MAX_BATCH)
 
 
 class Ablator:
@@ -110,15 +112,9 @@ class Ablator:
             # padding mask) reach the output without passing the layer.
             self.tail = adapter.sub_model([y] + inputs, adapter.explained, "kc_ablation_tail")
             shape = tuple(y.shape)
-        rank = len(shape)
         if channel_axis is None:  # the unit's own: -2 (the head axis) for "block:heads"
             channel_axis = adapter.channel_axes[layer]
-        if not -rank <= channel_axis < rank or channel_axis % rank == 0:
-            raise ValueError(
-                f"`channel_axis` must name a non-batch axis of layer {layer!r}'s "
-                f"output {shape}. Received: channel_axis={channel_axis}."
-            )
-        self.channel_axis = channel_axis % rank
+        self.channel_axis = check_axis("channel_axis", channel_axis, len(shape), layer, shape[1:])
         self.n_filters = int(shape[self.channel_axis])
         self._layer_shape = shape[1:]
         # The prediction of a one-output model is its sign (0.5 after a sigmoid).
@@ -243,7 +239,7 @@ class Ablator:
             inputs: the examples (held-constant inputs come from them).
             batch_size: most examples per call (default as ``ablation_scores``).
         """
-        batch_size = _check_batch_size(batch_size, self._layer_shape)
+        batch_size = _batch_size(batch_size, self._layer_shape)
         if not self.adapter.path_tensors:
             raise ValueError(
                 "value='baseline' needs a path start: model inputs here are all "
@@ -260,27 +256,6 @@ class Ablator:
             value = record.values()[0] if len(self.adapter.taps) else outs[0]
             out.append(np.asarray(value, np.float32))
         return np.concatenate(out)
-
-    def _filter_sets(self, filters, n: int) -> np.ndarray:
-        """``(B, k)`` int filter indices per example."""
-        if filters is None:
-            return np.broadcast_to(np.arange(self.n_filters), (n, self.n_filters))
-        f = np.asarray(filters)
-        if f.dtype.kind not in "iu" or f.ndim not in (1, 2) or f.size == 0 or \
-                (f.ndim == 2 and f.shape[0] != n):
-            raise ValueError(
-                "`filters` must be None (all), a 1-D int array of filter "
-                f"indices, or a (B={n}, k) int array per example. Received "
-                f"shape {f.shape}, dtype {f.dtype}."
-            )
-        bad = (f < 0) | (f >= self.n_filters)
-        if bad.any():
-            raise ValueError(
-                f"`filters` out of range for layer {self.layer!r} with "
-                f"{self.n_filters} filters (valid 0..{self.n_filters - 1}). "
-                f"Received: {f[bad][:10].tolist()}."
-            )
-        return np.broadcast_to(f, (n, f.shape[-1])) if f.ndim == 1 else f
 
     def _predict(self, outputs: np.ndarray) -> np.ndarray:
         if outputs.shape[1] == 1:
@@ -307,12 +282,13 @@ class Ablator:
             batch_size: most tail rows per compiled call.
             together: ablate each row's filters together (one drop each).
         """
+        together = check("together", together)
         arrays = self.adapter.check_inputs(inputs)
         n = arrays[0].shape[0]
-        batch_size = _check_batch_size(batch_size, self._layer_shape)
+        batch_size = _batch_size(batch_size, self._layer_shape)
         y = self._layer(arrays, batch_size)
         fill = self._fill(value, baselines, inputs, y, batch_size)
-        sets = self._filter_sets(filters, n)
+        sets = check_indices("filters", filters, n, self.n_filters, self.layer)
         tail = functools.partial(self._tail_outputs, y, fill, arrays, batch_size=batch_size)
         full = tail(np.arange(n), np.zeros((n, self.n_filters)))
         if isinstance(target, TokenTarget):
@@ -365,7 +341,7 @@ class Ablator:
                 f"`masks` must be bool (B={n}, C={self.n_filters}) or "
                 f"(B, M, C). Received shape {np.shape(masks)}."
             )
-        batch_size = _check_batch_size(batch_size, self._layer_shape)
+        batch_size = _batch_size(batch_size, self._layer_shape)
         y = self._layer(arrays, batch_size)
         fill = self._fill(value, baselines, inputs, y, batch_size)
         rows = np.repeat(np.arange(n), m.shape[1])
@@ -381,19 +357,16 @@ class Ablator:
         prediction changes; see ``ablate_until_flip``."""
         arrays = self.adapter.check_inputs(inputs)
         n = arrays[0].shape[0]
-        order = self._filter_sets(ranking, n)
+        order = check_indices("ranking", ranking, n, self.n_filters, self.layer)
         if any(len(set(row)) != len(row) for row in order.tolist()):
             raise ValueError(
                 "`ranking` names a filter twice in one row; each filter can be "
                 "ablated once. Pass a ranking of distinct filter indices."
             )
-        limit = order.shape[1] if max_filters is None else int(max_filters)
-        if not 1 <= limit <= order.shape[1]:
-            raise ValueError(
-                f"`max_filters` must be in 1..{order.shape[1]} (the ranking's "
-                f"length). Received: max_filters={max_filters!r}."
-            )
-        batch_size = _check_batch_size(batch_size, self._layer_shape)
+        # At most the ranking's length: no more filters can be ablated.
+        limit = check("max_filters", max_filters, high=order.shape[1]) or order.shape[1]
+        block = check("block", block)
+        batch_size = _batch_size(batch_size, self._layer_shape)
         y = self._layer(arrays, batch_size)
         fill = self._fill(value, baselines, inputs, y, batch_size)
         tail = functools.partial(self._tail_outputs, y, fill, arrays, batch_size=batch_size)

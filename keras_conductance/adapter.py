@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_conductance import unit_meanings
+from keras_conductance.arguments import check, message, received
 from keras_conductance.graph import layer_graph, sub_model
 from keras_conductance.taps import INPUT_SUFFIX, OUTPUT_SUFFIX, Tap, TapRecorder
 from keras_conductance.targets import logits_of, squashing_of
@@ -152,6 +153,7 @@ class ModelAdapter:
                  interpolate: Optional[Sequence[Union[str, int]]] = None,
                  pre_softmax: bool = False, argument: str = "layers",
                  require_path: bool = True):
+        pre_softmax = check("pre_softmax", pre_softmax)
         graph = layer_graph(model)
         self.model, self.graph = model, graph
         requested = [] if not layers else as_names(layers, argument)
@@ -180,6 +182,8 @@ class ModelAdapter:
         self.unit_order = [engine_names.index(n) for n in self.layers]
         self.start_layer = start_layer
         path, self._interp = self._path_tensors(start_layer, interpolate, require_path)
+        if start_layer is not None:
+            self._check_after_start(path[0], graph_names, taps)
         self._const = [i for i in range(len(graph.inputs)) if i not in self._interp]
         self.path_names = ([start_layer] if start_layer else []) + [
             graph.input_names[i] for i in self._interp]
@@ -290,6 +294,37 @@ class ModelAdapter:
                         outputs=[self._out], gradient_only=True)
         return [start] + [graph.inputs[i] for i in interp], interp
 
+    def _check_after_start(self, start, graph_names: List[str], taps: List[Tap]):
+        """Every explained unit must be computed from the start layer: one
+        before it (or beside it) would be fed by the held-constant inputs,
+        and its "conductance" would be a number that means nothing."""
+        graph, inside = self.graph, self._internal
+        before = [n for n, t in zip(graph_names, self.tensors) if not graph.comes_after(t, start)]
+        for tap in taps:
+            owner, within = self._owner(inside[tap.name])
+            if owner is not None and ((within and owner == self.start_layer)
+                                      or not graph.comes_after(graph.tensors[owner], start)):
+                before.append(tap.name)
+        if before:
+            raise ValueError(message(
+                "start_layer", "a layer that comes before every explained unit",
+                self.start_layer,
+                hint=f"The units {before} are not computed from its output, so no "
+                "attribution flows through them along a path that starts there. Pass "
+                "a start layer upstream of them (e.g. the Embedding), or explain units "
+                "after it."))
+
+    def _owner(self, path: str):
+        """``(graph layer, whether inside it)`` of a tapped unit; ``(None,
+        False)`` where no graph layer holds it."""
+        for suffix in (INPUT_SUFFIX, OUTPUT_SUFFIX):
+            path = path[: -len(suffix)] if path.endswith(suffix) else path
+        parts = path.split("/")
+        for end in range(len(parts), 0, -1):
+            if "/".join(parts[:end]) in self.graph.tensors:
+                return "/".join(parts[:end]), end < len(parts)
+        return None, False
+
     def _tap(self, name, argument: str) -> Tap:
         """A unit inside a layer: ``"layer/sub/leaf"``, ``...:input`` for what
         the sublayer receives, ``...:output`` to tap even a graph layer."""
@@ -332,10 +367,10 @@ class ModelAdapter:
                 if isinstance(self.graph.operation_of(self.graph.tensors[n]),
                               keras.layers.Embedding)]
 
-    def _integer_message(self, dtype) -> str:
+    def _integer_message(self, dtype, argument: str = "inputs") -> str:
         if self.graph.root is not None:
             return (
-                f"`inputs` have integer dtype {dtype}: integer ids (e.g. tokens) cannot "
+                f"`{argument}` have integer dtype {dtype}: integer ids (e.g. tokens) cannot "
                 f"be interpolated along a path, and the subclassed model "
                 f"'{self.model.name}' has no graph in which the path could start at "
                 "the embedding's output. Build the embedding and the rest as a "
@@ -343,7 +378,7 @@ class ModelAdapter:
                 "parts) and pass `start_layer=` to start there."
             )
         return (
-            f"`inputs` have integer dtype {dtype}: integer ids (e.g. tokens) cannot be "
+            f"`{argument}` have integer dtype {dtype}: integer ids (e.g. tokens) cannot be "
             "interpolated along a path. Pass `start_layer=` to start the path "
             "at a layer's output instead; embedding layers here: "
             f"{self._embedding_layers()}."
@@ -468,20 +503,50 @@ class ModelAdapter:
                 f"these names. Received one array of shape "
                 f"{tuple(getattr(inputs, 'shape', np.shape(inputs)))}."
             )
-        if isinstance(inputs, (list, tuple)) and len(inputs) == 1 and not convert:
-            return [inputs[0]]
+        if isinstance(inputs, (list, tuple)) and inputs and all(
+                hasattr(v, "shape") for v in inputs):  # arrays, not nested numbers
+            if len(inputs) != 1:
+                raise ValueError(message(
+                    argument, f"one array of examples: model '{self.model.name}' has one input",
+                    got=f"a {type(inputs).__name__} of {len(inputs)} arrays of shapes "
+                    f"{[tuple(v.shape) for v in inputs]}",
+                    hint="Stack examples into one array (`np.stack(...)`) rather than a "
+                    "list: a list is read as one array per model input."))
+            return [leaf(inputs[0])]
         return [leaf(inputs)]
 
-    def check_inputs(self, inputs) -> list:
-        """Validated model-ordered numpy inputs from any structure."""
-        arrays = self.structure(inputs, "inputs")
-        self._check_inputs(arrays)
+    def check_batched(self, x_spec, argument: str) -> None:
+        """A dataset's features (``TensorSpec``s) have the model inputs'
+        structure and ranks, i.e. the dataset is batched."""
+        leaves = self.structure(x_spec, f"{argument}'s features", convert=False)
+        for i, leaf in enumerate(leaves):
+            want = len(self.graph.inputs[i].shape)
+            if not isinstance(leaf, tf.TensorSpec):
+                raise TypeError(message(argument, "a dataset whose features are tensors",
+                                        got=f"element spec {leaf!r}"))
+            if leaf.shape.rank is not None and leaf.shape.rank != want:
+                shape = ", ".join(str(d) for d in self.graph.inputs[i].shape[1:])
+                raise ValueError(message(
+                    argument, f"a batched dataset: the model takes batches (batch, {shape})",
+                    got=f"elements of shape {tuple(leaf.shape)}",
+                    hint="Batch it first, e.g. `dataset.batch(32)`."))
+
+    def check_inputs(self, inputs, argument: str = "inputs") -> list:
+        """Validated model-ordered numpy inputs from any structure.
+
+        Args:
+            inputs: one array, a list in ``model.inputs`` order or a dict.
+            argument: the argument's name in messages (the callback's
+                probe set is ``data``).
+        """
+        arrays = self.structure(inputs, argument)
+        self._check_inputs(arrays, argument)
         return arrays
 
-    def _check_inputs(self, arrays: list) -> int:
+    def _check_inputs(self, arrays: list, argument: str = "inputs") -> int:
         graph, n = self.graph, None
         for i, (x, t) in enumerate(zip(arrays, graph.inputs)):
-            label = self._label(i, "inputs")
+            label = self._label(i, argument)
             textual = x.dtype == object or x.dtype.kind in "SU"
             if textual and (self._head is None or i in self._interp):
                 raise TypeError(
@@ -503,11 +568,47 @@ class ModelAdapter:
                 )
             n = x.shape[0]
             if i in self._interp and x.dtype.kind in "iub":
-                raise ValueError(self._integer_message(x.dtype))
+                raise ValueError(self._integer_message(x.dtype, argument))
             _check_finite(x, label)
+            self._check_token_ids(x, i, label)
         if n == 0:
-            raise ValueError("`inputs` holds no examples (batch size 0).")
+            raise ValueError(f"`{argument}` holds no examples (batch size 0).")
         return n
+
+    def _check_token_ids(self, x: np.ndarray, index: int, label: str):
+        """Token ids that feed an Embedding must be integral and within its
+        vocabulary: a float id is truncated by the lookup, and an id out of
+        range is an error on CPU but a silent row of zeros on a GPU."""
+        if x.dtype.kind not in "iuf" or x.size == 0:
+            return
+        for emb in self._embeddings_of(index):
+            vocab = int(emb.input_dim)
+            valid = (f"integral token ids in 0..{vocab - 1} (they feed the Embedding "
+                     f"{emb.name!r} of {vocab} rows)")
+            if x.dtype.kind == "f" and np.any(x != np.round(x)):
+                first = tuple(int(i) for i in np.argwhere(x != np.round(x))[0])
+                raise ValueError(message(label, valid, got=f"{label} with the fractional "
+                                         f"value {float(x[first])!r} at index {first}"))
+            bad = (x < 0) | (x >= vocab)
+            if np.any(bad):
+                first = tuple(int(i) for i in np.argwhere(bad)[0])
+                raise ValueError(message(label, valid, got=f"{label} with the id "
+                                         f"{x[first]!r} at index {first}"))
+
+    def _embeddings_of(self, index: int) -> list:
+        """The Embedding layers that look up model input ``index``: its
+        direct users, and the start layer if it is one fed by this input."""
+        graph = self.graph
+        if graph.root is not None:
+            return []
+        found = [op for op in graph.consumers(graph.inputs[index])
+                 if isinstance(op, keras.layers.Embedding)]
+        if self._head is not None:
+            start = graph.operation_of(self._path[0])
+            if isinstance(start, keras.layers.Embedding) and start not in found and \
+                    graph.input_ancestors(self._path[0]) == [index]:
+                found.append(start)
+        return found
 
     def split(self, arrays: list):
         """``(path ends, held-constant inputs)`` from model-ordered inputs.
@@ -522,7 +623,7 @@ class ModelAdapter:
         xs += [tf.cast(cast[i], tf.float32) for i in self._interp]
         return xs, [cast[i] for i in self._const]
 
-    def prepare(self, inputs, baselines=None) -> Prepared:
+    def prepare(self, inputs, baselines=None, argument: str = "inputs") -> Prepared:
         """Validates and converts inputs and baselines.
 
         Args:
@@ -534,10 +635,13 @@ class ModelAdapter:
                 held-constant inputs are ignored; with ``start_layer`` the
                 given entries replace the inputs before the start layer).
 
+            argument: the name of ``inputs`` in messages (``data`` for the
+                callback's probe set).
+
         Returns:
             ``Prepared``.
         """
-        arrays = self.check_inputs(inputs)
+        arrays = self.check_inputs(inputs, argument)
         xs, consts = self.split(arrays)
         xs = [np.asarray(x, np.float32) for x in xs]
         consts = [np.asarray(c) for c in consts]
@@ -591,6 +695,12 @@ class ModelAdapter:
         return bool(np.any(rms(b) < 0.25 * rms(x)))
 
     def _baselines(self, baselines, arrays, xs) -> List[np.ndarray]:
+        if isinstance(baselines, str):
+            raise TypeError(message(
+                "baselines", "None, a numeric array, or the inputs' structure of arrays",
+                baselines, hint="Words such as 'black', 'zero', 'uniform' and 'blur' are "
+                "the command line's --baseline; in Python pass an array, e.g. "
+                "`np.zeros_like(x)` or `np.full_like(x, value)`."))
         kind = self.token_baseline() if baselines is None else None
         if kind is not None and kind[0] == "pad":
             return self._baselines_from_raw(self._ids_baseline(np.asarray(kind[1]), arrays), xs)
@@ -661,7 +771,8 @@ class ModelAdapter:
     def _broadcast(b: np.ndarray, x: np.ndarray, where: str) -> np.ndarray:
         b = np.asarray(b)
         if b.dtype == object or b.dtype.kind in "SU":
-            raise TypeError(f"`baselines` must be numeric. Received dtype {b.dtype}.")
+            raise TypeError(message("baselines", "None or a numeric array", b,
+                                    got=f"an array of dtype {b.dtype}"))
         try:
             out = np.broadcast_to(b.astype(np.float32), x.shape)
         except ValueError:

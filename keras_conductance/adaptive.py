@@ -42,7 +42,8 @@ import numpy as np
 
 from keras_conductance.engine import PathEngine, PathSums
 from keras_conductance.progress import Progress
-from keras_conductance.quadrature import START, STIELTJES_WEIGHTS, check_n_steps
+from keras_conductance.arguments import check
+from keras_conductance.quadrature import START, STIELTJES_WEIGHTS
 
 __all__ = ["PANEL", "AdaptiveRule", "AdaptiveResult", "ConductancePanels", "Panels",
            "first_panels", "integrate", "make_adaptive_rule", "panel_grid", "per_filter"]
@@ -76,14 +77,16 @@ class AdaptiveRule:
 def make_adaptive_rule(method: str, tolerance: float, n_steps: int,
                        max_steps: int) -> AdaptiveRule:
     """Validates and builds an ``AdaptiveRule``."""
+    method = check("method", method)
+    tolerance = check("tolerance", tolerance)
+    n_steps = check("n_steps", n_steps)
+    max_steps = check("max_steps", max_steps)
     if method not in STIELTJES_WEIGHTS:
         raise ValueError(
             f"`tolerance` refines a Stieltjes rule ({sorted(STIELTJES_WEIGHTS)}); "
             f"method={method!r} is a fixed rule. Pass `n_steps` without `tolerance` "
             "for it, or method='trapezoid' with `tolerance`."
         )
-    n_steps = check_n_steps(n_steps)
-    max_steps = check_n_steps(max_steps, "max_steps")
     first = first_panels(n_steps)[0].size * PANEL
     if max_steps < first:
         raise ValueError(

@@ -7,6 +7,8 @@ from typing import Dict, ItemsView, Iterator, KeysView, List, Mapping, Optional,
 
 import numpy as np
 
+from keras_conductance.arguments import check, check_axis, message, received
+
 __all__ = ["Attribution", "Measures", "relative_error"]
 
 
@@ -49,11 +51,10 @@ def channel_axes(channel_axis: Union[int, Mapping[str, int]],
     else:
         axes = {n: channel_axis for n in layers}
     for name, axis in axes.items():
-        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-            raise TypeError(
-                "`channel_axis` must be an int or a dict {unit: int}. Received: "
-                f"channel_axis={channel_axis!r} ({name!r}: {axis!r})."
-            )
+        if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+            raise TypeError(message(
+                "channel_axis", "an int or a dict {unit: int}", channel_axis,
+                got=f"{received('channel_axis', channel_axis)} ({name!r}: {axis!r})"))
     return {n: int(a) for n, a in axes.items()}
 
 
@@ -63,26 +64,21 @@ def filters_along(shape: Sequence[int], channel_axis: int) -> int:
     return int(shape[channel_axis % (len(shape) + 1) - 1])
 
 
-def check_channel_axes(axes: Mapping[str, int], layer_shapes: Sequence[tuple]) -> None:
+def check_channel_axes(axes: Mapping[str, int], layer_shapes: Sequence[tuple],
+                       label: str = "channel_axis") -> None:
     """Checks that each unit's filter axis is a non-batch axis of its output.
 
     Args:
         axes: ``{unit: axis}`` as ``channel_axes`` returns it.
         layer_shapes: per-example output shapes (no batch axis), one per
             unit, in the order of ``axes``.
+        label: the argument's name in messages (the CLI's flag).
 
     Raises:
         ValueError: an axis out of range, or the batch axis.
     """
     for (name, axis), shape in zip(axes.items(), layer_shapes):
-        rank = len(shape) + 1  # with the batch axis
-        if not -rank <= axis < rank or axis % rank == 0:
-            raise ValueError(
-                f"`channel_axis` must name a non-batch axis of every layer output; "
-                f"{name!r} has rank {rank} (batch, {', '.join(map(str, shape))}). "
-                f"Received: channel_axis={axis!r} for it (a dict "
-                "{unit: axis} sets one per unit)."
-            )
+        check_axis(label, axis, len(shape) + 1, name, tuple(shape))
 
 
 @dataclasses.dataclass(eq=False)
@@ -214,20 +210,17 @@ class Attribution:
                 f"Layer {layer!r} has output shape {values.shape[1:]}: there "
                 "is no channel axis to keep."
             )
-        axis = channel_axis % values.ndim
-        if axis == 0:
-            raise ValueError(
-                f"`channel_axis` must not be the batch axis. Received: "
-                f"channel_axis={channel_axis} for a {values.ndim}-d output."
-            )
+        axis = check_axis("channel_axis", channel_axis, values.ndim, layer, values.shape[1:])
         moved = np.moveaxis(values, axis, -1)
         return moved.reshape(moved.shape[0], -1, moved.shape[-1]).sum(axis=1)
 
     def top_filters(self, layer: str, k: int = 10,
                     channel_axis: Optional[int] = None) -> np.ndarray:
-        """``(B, k)`` int indices of the k filters with the largest score."""
+        """``(B, k)`` int indices of the k filters with the largest score
+        (ties: the lower index first); ``k`` within 1..the filters."""
         scores = self.per_filter(layer, channel_axis)
-        return np.argsort(-scores, axis=1)[:, :k]
+        k = check("k", k, high=scores.shape[1])
+        return np.argsort(-scores, axis=1, kind="stable")[:, :k]
 
     def __repr__(self) -> str:
         shapes = {k: tuple(v.shape) for k, v in self.by_layer.items()}

@@ -21,6 +21,7 @@ def _process_started() -> float:
 def _demo(args) -> int:
     from keras_conductance.demo import run_demo
 
+    _check_out_folder(args.out)  # before the training, not after it
     run_demo(args.out, epochs=args.epochs, verbose=0 if args.quiet else 1,
              started=_process_started())
     return 0
@@ -155,14 +156,13 @@ def _channel_axes(specs, explainer, inputs, baselines) -> dict:
             given[unit] = value
         else:
             default = value  # for the units no UNIT=AXIS names, in any order
-    try:
-        axes = channel_axes({**dict.fromkeys(explainer.layers, default), **given},
-                            explainer.layers)
-        prepared = explainer.adapter.prepare(inputs, baselines)
-        check_channel_axes(axes, explainer.unit_shapes(prepared))
-    except ValueError as error:  # the library's words, in the command's terms
-        raise ValueError(str(error).replace("`channel_axis`", "--channel-axis").replace(
-            "(a dict {unit: axis} sets one per unit)", "(UNIT=AXIS sets one per unit)")) from None
+    unknown = [u for u in given if u not in explainer.layers]
+    if unknown:
+        raise ValueError(f"--channel-axis names units that are not explained: {unknown}. "
+                         f"Explained units (--layer): {explainer.layers}.")
+    axes = channel_axes({**dict.fromkeys(explainer.layers, default), **given}, explainer.layers)
+    prepared = explainer.adapter.prepare(inputs, baselines, argument="--inputs")
+    check_channel_axes(axes, explainer.unit_shapes(prepared), label="--channel-axis")
     return axes
 
 
@@ -282,6 +282,8 @@ def _report(args) -> int:
            f"(tolerance {args.tolerance}, up to {args.max_steps} steps) ..."))
     target = None if args.target == "top" else _class_index(args.target)
     class_names, names_note = class_names_for(_n_classes(model, output), labels)
+    if class_names is None and names_note:  # an optional step failed: say so here too
+        print(f"keras-conductance: warning: {names_note}", file=sys.stderr)
     measures = explainer.explain(inputs, target=target, baselines=baselines)
     _warn_if_degenerate(measures, kind, say, class_names)
     images = None if pixels is None else pixels / 255.0
@@ -306,6 +308,40 @@ def _report(args) -> int:
     return 0
 
 
+def _vocabulary_flag(parser, flag: str, name: str, help_: str = "", **settings):
+    """A flag that is argument ``name`` of the vocabulary (``arguments.py``):
+    its help shows the declared meaning and range; its value is converted
+    and checked by ``_checked_flags`` with the other such flags."""
+    from keras_conductance.arguments import ARGUMENTS
+
+    arg = ARGUMENTS[name]
+    default = settings.pop("default", arg.default)
+    text = f"{help_ or arg.meaning} ({arg.valid.replace(' or None', '')}; as `{name}=` in Python)"
+    parser.add_argument(flag, default=default, help=text, **settings)
+    flags = parser.get_default("vocabulary_flags") or {}
+    parser.set_defaults(vocabulary_flags={**flags, flag.lstrip("-").replace("-", "_"): (name, flag)})
+
+
+def _checked_flags(args) -> list:
+    """Converts and checks every vocabulary flag; returns one error line
+    per bad flag (all of them, not only the first)."""
+    from keras_conductance.arguments import ARGUMENTS, check, message
+
+    errors = []
+    for dest, (name, flag) in (getattr(args, "vocabulary_flags", None) or {}).items():
+        value, arg = getattr(args, dest), ARGUMENTS[name]
+        try:
+            if isinstance(value, str) and arg.kind in ("int", "number"):
+                try:
+                    value = int(value) if arg.kind == "int" else float(value)
+                except ValueError:
+                    raise TypeError(message(flag, arg.valid, got=f"{flag} {value!r}")) from None
+            setattr(args, dest, check(name, value, label=flag))
+        except (TypeError, ValueError) as err:
+            errors.append(str(err))
+    return errors
+
+
 class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
     """Shows an option's default where it has a meaningful one."""
 
@@ -325,8 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo", help="train a small CNN on bundled digits, explain it, write a report",
         formatter_class=defaults)
-    demo.add_argument("--out", default="conductance-report", help="report folder")
-    demo.add_argument("--epochs", type=int, default=8, help="training epochs")
+    _vocabulary_flag(demo, "--out", "out")
+    _vocabulary_flag(demo, "--epochs", "epochs")
     demo.add_argument("--quiet", action="store_true", help="no progress messages")
     demo.set_defaults(func=_demo)
 
@@ -346,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--output", default=None,
                      help="explained output of a multi-output model (name or index)")
     rep.add_argument("--target", default="top", help="class index to explain, or 'top' (the top predicted class)")
-    rep.add_argument("--out", default="conductance-report", help="report folder")
+    _vocabulary_flag(rep, "--out", "out")
     rep.add_argument("--labels", default=None, metavar="FILE",
                      help="class names to show beside class indices: one name per line "
                           "(line 1 = class 0), or JSON (a list, or Keras' imagenet_class_index"
@@ -363,13 +399,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--start-layer", default=None,
                      help="start the path at this layer (none given: the Embedding of a text model)")
     rep.add_argument("--pre-softmax", action="store_true", help="explain the logit, not the softmax")
-    rep.add_argument("--n-steps", type=int, default=50,
-                     help="steps of the first, uniform grid along the path (as kc.conductance)")
-    rep.add_argument("--tolerance", type=float, default=0.02,
-                     help="relative error allowed: the per-filter error estimate, and "
-                          "completeness on cut layers (as kc.conductance's tolerance=)")
-    rep.add_argument("--max-steps", type=int, default=1024,
-                     help="most integration steps per input that --tolerance may reach")
+    _vocabulary_flag(rep, "--n-steps", "n_steps",
+                     "steps of the first, uniform grid along the path")
+    _vocabulary_flag(rep, "--tolerance", "tolerance",
+                     "relative error allowed: the per-filter error estimate, and "
+                     "completeness on cut layers", default=0.02)
+    _vocabulary_flag(rep, "--max-steps", "max_steps",
+                     "most integration steps per input that --tolerance may reach")
     rep.add_argument("--unsafe", action="store_true",
                      help="allow unsafe deserialization (Lambda layers); only for trusted files")
     rep.add_argument("--json", action="store_true", help="print machine-readable results")
@@ -391,6 +427,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from keras_conductance.loading import LoadError
 
     args = build_parser().parse_args(argv)
+    errors = _checked_flags(args)
+    for line in errors:
+        print(f"keras-conductance: error: {' '.join(line.split())}", file=sys.stderr)
+    if errors:
+        return 2
     try:
         return args.func(args)
     except (ImportError, ValueError, TypeError, FileNotFoundError, LoadError) as err:

@@ -25,11 +25,12 @@ import numpy as np
 import tensorflow as tf
 
 from keras_conductance import quadrature
+from keras_conductance.arguments import check, check_labels_dtype, message
 from keras_conductance.attribution import channel_axes, check_channel_axes, filters_along
 from keras_conductance.cache import cached, compiled
 from keras_conductance.checkpoint import Checkpoint, weights_digest
 from keras_conductance.progress import Progress
-from keras_conductance.engine import check_batch_size, check_verbose, points_per_chunk
+from keras_conductance.engine import points_per_chunk
 from keras_conductance.explainer import (
     CONVERGENCE_WARNING_THRESHOLD,
     DEFAULT_BATCH_SIZE,
@@ -114,7 +115,7 @@ class DatasetConductance:
             label: rank by the mean over this label's examples instead of all.
         """
         scores = self.mean[self._layer(layer)] if label is None else self.label_mean(layer, label)
-        return np.argsort(-scores, kind="stable")[:k]
+        return np.argsort(-scores, kind="stable")[:check("k", k, high=scores.size)]
 
     def _layer(self, layer: str) -> str:
         if layer not in self.mean:
@@ -151,34 +152,10 @@ def _split_spec(spec):
     return spec[0], (spec[1] if len(spec) > 1 else None)
 
 
-def _check_batched(x_spec, adapter):
-    """The features' structure and ranks match the model inputs."""
-    leaves = adapter.structure(x_spec, "the dataset's features", convert=False)
-    for i, leaf in enumerate(leaves):
-        want = len(adapter.graph.inputs[i].shape)
-        if not isinstance(leaf, tf.TensorSpec):
-            raise TypeError(
-                f"The dataset's features must be tensors. Received element "
-                f"spec {leaf!r}."
-            )
-        if leaf.shape.rank is not None and leaf.shape.rank != want:
-            shape = ", ".join(str(d) for d in adapter.graph.inputs[i].shape[1:])
-            raise ValueError(
-                f"The dataset's inputs have shape {tuple(leaf.shape)}, but the "
-                f"model takes batches of shape (batch, {shape}). Batch the "
-                "dataset first, e.g. `dataset.batch(32)`."
-            )
-
-
 def _label_slots(label_spec, target, n_outputs: int, num_labels: Optional[int]) -> int:
     """How many label ids the per-label sums have room for."""
     if num_labels is not None:
-        integer = isinstance(num_labels, (int, np.integer)) and not isinstance(num_labels, bool)
-        if not integer or num_labels < 1:
-            raise ValueError(
-                f"`num_labels` must be a positive int. Received: num_labels={num_labels!r}."
-            )
-        return int(num_labels)
+        return num_labels
     if _is_one_hot(label_spec):
         return int(label_spec.shape[-1])
     if isinstance(target, str):  # "label": ids are output indices
@@ -390,11 +367,6 @@ class _DatasetStep:
 # -- the public function -------------------------------------------------------
 
 
-def _check_batch_size(batch_size) -> int:
-    return check_batch_size(batch_size, "rows, examples x path points, per replica",
-                            DEFAULT_BATCH_SIZE)
-
-
 def _rows_per_example(batch_size: int, per_replica_batch: int, n_points: int) -> int:
     """Path points per chunk so that a call holds about ``batch_size`` rows."""
     return points_per_chunk(n_points, batch_size // max(per_replica_batch, 1))
@@ -504,15 +476,25 @@ def conductance_over_dataset(
             f"{type(dataset).__name__}. For arrays, use `kc.conductance` or "
             "`tf.data.Dataset.from_tensor_slices((x, y)).batch(32)`."
         )
-    check_verbose(verbose)
+    verbose = check("verbose", verbose)
+    steps, num_labels = check("steps", steps), check("num_labels", num_labels)
+    checkpoint_every = check("checkpoint_every", checkpoint_every)
+    checkpoint_dir = check("checkpoint_dir", checkpoint_dir)
+    if strategy is not None and not isinstance(strategy, tf.distribute.Strategy):
+        raise TypeError(message(
+            "strategy", "a tf.distribute.Strategy instance or None (the active strategy)",
+            strategy, hint="E.g. `tf.distribute.MirroredStrategy()`; build or load the model "
+            "in its `scope()`."))
     strategy = strategy or tf.distribute.get_strategy()
     explainer = explainer_for(model, layers, output=output, start_layer=start_layer,
                               interpolate=interpolate, jit_compile=jit_compile,
                               pre_softmax=pre_softmax)
-    batch_size = _check_batch_size(batch_size)
+    batch_size = check("batch_size", batch_size) or DEFAULT_BATCH_SIZE
     rule = quadrature.make_rule(method, n_steps)
     x_spec, label_spec = _split_spec(dataset.element_spec)
-    _check_batched(x_spec, explainer.adapter)
+    explainer.adapter.check_batched(x_spec, "dataset")
+    if label_spec is not None:
+        check_labels_dtype(label_spec.dtype, "dataset", "the dataset's labels")
     n_outputs = explainer.adapter.n_outputs
     _check_target(target, n_outputs)
     if target == "label" and label_spec is None:
@@ -529,8 +511,6 @@ def conductance_over_dataset(
             "labels of the model's classes."
         )
     if steps is not None:
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-            raise ValueError(f"`steps` must be a positive int or None. Received: steps={steps!r}.")
         dataset = dataset.take(steps)
 
     first = _first_batch(dataset)
@@ -564,10 +544,6 @@ def conductance_over_dataset(
             steps=steps, replicas=strategy.num_replicas_in_sync,
             dataset=repr(dataset.element_spec), batches=int(dataset.cardinality()),
         ))
-    elif isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) \
-            or checkpoint_every < 1:
-        raise ValueError(f"`checkpoint_every` must be a positive int (batches). Received: "
-                         f"checkpoint_every={checkpoint_every!r}.")
     totals, done, resumed = _stream(dataset, step, strategy, verbose, checkpoint)
     return _result(totals, explainer, target, slots, rule, label_spec is not None,
                    batches=done, resumed_batches=resumed)

@@ -22,10 +22,11 @@ import numpy as np
 import tensorflow as tf
 
 from keras_conductance.cache import compiled
+from keras_conductance.arguments import check
 from keras_conductance.quadrature import Rule
 from keras_conductance.taps import TapRecorder
 
-__all__ = ["PathSums", "PathEngine", "budget_batch_size", "check_batch_size", "check_tolerance", "check_verbose", "chunked_rule", "chunks", "plan", "points_per_chunk", "resolve_jit", "select_score", "target_spec"]
+__all__ = ["PathSums", "PathEngine", "budget_batch_size", "chunked_rule", "chunks", "plan", "points_per_chunk", "resolve_jit", "select_score", "target_spec"]
 
 TargetFn = Callable[[tf.Tensor], tf.Tensor]
 
@@ -38,13 +39,9 @@ def resolve_jit(jit_compile: Union[bool, str]) -> bool:
     several times slower on MobileNet's depthwise convolutions), while on
     accelerators XLA's fusion usually wins.
     """
+    jit_compile = check("jit_compile", jit_compile)
     if isinstance(jit_compile, bool):
         return jit_compile
-    if jit_compile != "auto":
-        raise ValueError(
-            "`jit_compile` must be True, False or 'auto'. Received: "
-            f"jit_compile={jit_compile!r}."
-        )
     accelerators = tf.config.list_logical_devices("GPU") + tf.config.list_logical_devices(
         "TPU"
     )
@@ -105,41 +102,6 @@ def target_spec(target_fn) -> tf.TensorSpec:
     if hasattr(target_fn, "trace_key"):
         return tf.TensorSpec((None, len(target_fn.signs), 2), tf.int32)
     return tf.TensorSpec((None,), tf.int32)
-
-
-def check_batch_size(batch_size, unit: str, default: int) -> int:
-    """Validates a ``batch_size`` argument; None gives ``default``.
-
-    Args:
-        batch_size: the user's value.
-        unit: what one call holds, for the message (e.g. "path rows").
-        default: the value for None.
-    """
-    if batch_size is None:
-        return int(default)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(
-            f"`batch_size` must be a positive int (most {unit} per compiled call). "
-            f"Received: batch_size={batch_size!r}."
-        )
-    return int(batch_size)
-
-
-def check_tolerance(tolerance):
-    """Validates a ``tolerance`` argument (None or a positive number)."""
-    if tolerance is None:
-        return None
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float, np.floating)) \
-            or not tolerance > 0:
-        raise ValueError(f"`tolerance` must be > 0 or None. Received: tolerance={tolerance!r}.")
-    return float(tolerance)
-
-
-def check_verbose(verbose):
-    """Validates a ``verbose`` argument: 0, 1 or "auto"."""
-    if isinstance(verbose, bool) or verbose not in (0, 1, "auto"):
-        raise ValueError(f"`verbose` must be 0, 1 or 'auto'. Received: verbose={verbose!r}.")
-    return verbose
 
 
 def budget_batch_size(row_shape, budget: int, low: int, high: int) -> int:

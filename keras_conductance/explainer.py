@@ -11,19 +11,13 @@ import numpy as np
 from keras_conductance import adaptive, quadrature
 from keras_conductance.adapter import ModelAdapter, Prepared, as_names
 from keras_conductance.attribution import Attribution, Measures, relative_error
-from keras_conductance.engine import (
-    PathEngine,
-    PathSums,
-    check_batch_size,
-    check_tolerance,
-    check_verbose,
-    resolve_jit,
-)
+from keras_conductance.arguments import check
+from keras_conductance.engine import PathEngine, PathSums, resolve_jit
 from keras_conductance.progress import Progress
 from keras_conductance.targets import Target, resolve_target
 from keras_conductance.token_targets import TokenTarget
 
-__all__ = ["Conductance", "DEFAULT_BATCH_SIZE", "CONVERGENCE_WARNING_THRESHOLD"]
+__all__ = ["Conductance", "DEFAULT_BATCH_SIZE", "CONVERGENCE_WARNING_THRESHOLD", "path_rule"]
 
 DEFAULT_BATCH_SIZE = 128
 # Relative completeness error of a cut layer above which we warn.
@@ -34,11 +28,14 @@ _ENDPOINTS = quadrature.Rule(
 )
 
 
-def _check_batch_size(batch_size) -> int:
-    return check_batch_size(batch_size, "rows, examples x path points,", DEFAULT_BATCH_SIZE)
-
-
-
+def path_rule(method: str, n_steps: int, tolerance: Optional[float], max_steps: int):
+    """The integration rule of these settings, each checked against the
+    vocabulary: the fixed ``quadrature.Rule``, or with ``tolerance`` the
+    ``adaptive.AdaptiveRule`` (which also checks ``max_steps``)."""
+    if tolerance is None:
+        check("max_steps", max_steps)  # unused without tolerance, but still an error
+        return quadrature.make_rule(method, n_steps)
+    return adaptive.make_adaptive_rule(method, tolerance, n_steps, max_steps)
 
 class Conductance:
     """Conductance of hidden units (Dhamdhere et al., Eq. 2-3), reusable.
@@ -106,19 +103,16 @@ class Conductance:
         max_steps: int = 1024,
         verbose: Union[int, str] = "auto",
     ):
-        quadrature.make_rule(method, n_steps)  # validates both
-        quadrature.check_n_steps(max_steps, "max_steps")
-        if tolerance is not None:  # the adaptive rule's own checks, now
-            adaptive.make_adaptive_rule(method, check_tolerance(tolerance), n_steps, max_steps)
+        self._rule = path_rule(method, n_steps, tolerance, max_steps)
         self.model = model
-        self.n_steps = n_steps
-        self.method = method
-        self.batch_size = _check_batch_size(batch_size)
+        self.n_steps = self._rule.n_steps
+        self.method = self._rule.method
+        self.tolerance = None if tolerance is None else self._rule.tolerance
+        self.max_steps = int(max_steps)
+        self.batch_size = check("batch_size", batch_size) or DEFAULT_BATCH_SIZE
         self.jit_compile = resolve_jit(jit_compile)
-        self.pre_softmax = pre_softmax
-        self.tolerance = check_tolerance(tolerance)
-        self.max_steps = max_steps
-        self.verbose = check_verbose(verbose)
+        self.pre_softmax = check("pre_softmax", pre_softmax)
+        self.verbose = check("verbose", verbose)
         self._warned = set()
         self.adapter = ModelAdapter(model, as_names(layers, "layers"), start_layer=start_layer,
                                     output=output, interpolate=interpolate,
@@ -239,16 +233,17 @@ class Conductance:
             ``Measures`` with conductance, internal influence,
             gradient x activation and activation.
         """
-        method = self.method if method is None else method
-        n_steps = self.n_steps if n_steps is None else n_steps
-        tolerance = self.tolerance if tolerance is None else check_tolerance(tolerance)
-        batch_size = self.batch_size if batch_size is None else _check_batch_size(batch_size)
-        verbose = self.verbose if verbose is None else check_verbose(verbose)
-        max_steps = self.max_steps if max_steps is None else max_steps
-        if tolerance is None:
-            rule = quadrature.make_rule(method, n_steps)
-        else:
-            rule = adaptive.make_adaptive_rule(method, tolerance, n_steps, max_steps)
+        # Each override is checked once, here; None keeps the explainer's.
+        rule = self._rule
+        if (n_steps, method, tolerance, max_steps) != (None,) * 4:
+            rule = path_rule(self.method if method is None else method,
+                             self.n_steps if n_steps is None else n_steps,
+                             self.tolerance if tolerance is None else tolerance,
+                             self.max_steps if max_steps is None else max_steps)
+        method, n_steps = rule.method, rule.n_steps
+        tolerance = getattr(rule, "tolerance", None)
+        batch_size = check("batch_size", batch_size) or self.batch_size
+        verbose = self.verbose if verbose is None else check("verbose", verbose)
         prep = self.adapter.prepare(inputs, baselines)
         target_idx, target_fn = self._target(target, prep, inputs, batch_size)
         if tolerance is None:
@@ -287,7 +282,7 @@ class Conductance:
         Costs two path points (x' and x) instead of n_steps + 1; the
         conductance and internal influence fields of the result are zero.
         """
-        batch_size = self.batch_size if batch_size is None else _check_batch_size(batch_size)
+        batch_size = check("batch_size", batch_size) or self.batch_size
         prep = self.adapter.prepare(inputs, baselines)
         target_idx, target_fn = self._target(target, prep, inputs, batch_size)
         sums = self._run(prep, _ENDPOINTS, target_idx, target_fn, batch_size, 0)

@@ -17,7 +17,8 @@ def check_writable(folder, argument: str, hint: str = "") -> None:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as err:
+        shown = argument if argument.startswith("-") else f"`{argument}`"  # a flag, or Python
         raise ValueError(
-            f"`{argument}` cannot be written: {os.fspath(folder)!r} "
+            f"{shown} cannot be written: {os.fspath(folder)!r} "
             f"({err.strerror or err}).{(' ' + hint) if hint else ''}"
         ) from None

@@ -249,8 +249,8 @@ class LayerGraph:
             if any(id(p) == target for p in node.parent_nodes)
         ]
 
-    def input_ancestors(self, tensor) -> List[int]:
-        """Indices (into ``inputs``) of the model inputs upstream of ``tensor``."""
+    def _ancestor_ids(self, tensor) -> set:
+        """Ids of the nodes upstream of ``tensor``, its own included."""
         seen, queue = set(), collections.deque([self._node_of(tensor)])
         while queue:
             node = queue.popleft()
@@ -258,7 +258,16 @@ class LayerGraph:
                 continue
             seen.add(id(node))
             queue.extend(node.parent_nodes)
+        return seen
+
+    def input_ancestors(self, tensor) -> List[int]:
+        """Indices (into ``inputs``) of the model inputs upstream of ``tensor``."""
+        seen = self._ancestor_ids(tensor)
         return [i for i, t in enumerate(self.inputs) if id(self._node_of(t)) in seen]
+
+    def comes_after(self, tensor, start) -> bool:
+        """Whether ``tensor`` is computed from ``start`` (or is it)."""
+        return id(self._node_of(start)) in self._ancestor_ids(tensor)
 
     def resolve(self, names: Sequence[str], argument: str = "layers"):
         """Returns the output tensors of the named layers.

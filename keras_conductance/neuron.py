@@ -39,19 +39,18 @@ from keras_conductance.cache import cached, compiled
 from keras_conductance.engine import (
     PathEngine,
     budget_batch_size,
-    check_batch_size,
-    check_tolerance,
     chunks,
     resolve_jit,
     select_score,
     target_spec,
 )
-from keras_conductance.explainer import warn_if_unchanged
+from keras_conductance.arguments import ARGUMENTS, check, check_axis, check_indices
+from keras_conductance.explainer import path_rule, warn_if_unchanged
 from keras_conductance.targets import resolve_target
 
 __all__ = ["MODES", "NeuronConductance", "neuron_conductance", "point_weights"]
 
-MODES = ("auto", "reverse", "forward")
+MODES = ARGUMENTS["mode"].choices  # ("auto", "reverse", "forward")
 
 # Default VJPs (path rows x filters) per compiled call: as many as keep the
 # Jacobian block they produce under this many floats (64 MB), within limits.
@@ -86,9 +85,11 @@ def _point_weights(a: np.ndarray, wl: np.ndarray, wr: np.ndarray) -> np.ndarray:
     return w
 
 
-def _check_batch_size(batch_size, path_shape) -> int:
-    default = budget_batch_size(path_shape, JACOBIAN_BUDGET, MIN_BATCH, MAX_BATCH)
-    return check_batch_size(batch_size, "path rows x filters", default)
+def _batch_size(batch_size: Optional[int], path_shape) -> int:
+    """``batch_size`` (checked), or the rows that keep a Jacobian block
+    within ``JACOBIAN_BUDGET``."""
+    return check("batch_size", batch_size) or budget_batch_size(
+        path_shape, JACOBIAN_BUDGET, MIN_BATCH, MAX_BATCH)
 
 
 class NeuronConductance:
@@ -135,12 +136,7 @@ class NeuronConductance:
             self._head_to_y = adapter.sub_model(adapter.path_tensors + adapter.const_tensors, y,
                                                 "kc_neuron_head")
         rank = len(shape)
-        self.channel_axis = channel_axis % rank if -rank <= channel_axis < rank else None
-        if self.channel_axis in (None, 0):
-            raise ValueError(
-                f"`channel_axis` must name a non-batch axis of layer {layer!r}'s "
-                f"output {shape}. Received: channel_axis={channel_axis}."
-            )
+        self.channel_axis = check_axis("channel_axis", channel_axis, rank, layer, shape[1:])
         self.layer = layer
         self.n_filters = int(shape[self.channel_axis])
         self._sum_axes = [a for a in range(1, rank) if a != self.channel_axis]
@@ -291,29 +287,6 @@ class NeuronConductance:
 
     # -- inputs ----------------------------------------------------------------
 
-    def _filters(self, filters, n: int) -> np.ndarray:
-        """``(B, k)`` int32 filter indices per example."""
-        if filters is None:
-            return np.broadcast_to(np.arange(self.n_filters, dtype=np.int32), (n, self.n_filters))
-        f = np.asarray(filters)
-        if f.ndim == 0:
-            f = f[None]
-        if f.ndim not in (1, 2) or f.size == 0 or f.dtype.kind not in "iu" or \
-                (f.ndim == 2 and f.shape[0] != n):
-            raise ValueError(
-                "`filters` must be a non-empty 1-D sequence of int filter indices, "
-                f"a (B={n}, k) int array per example, or None for all. "
-                f"Received: filters={filters!r}."
-            )
-        bad = (f < 0) | (f >= self.n_filters)
-        if bad.any():
-            raise ValueError(
-                f"`filters` out of range for layer {self.layer!r} with "
-                f"{self.n_filters} filters (valid 0..{self.n_filters - 1}). "
-                f"Received: {f[bad][:10].tolist()}."
-            )
-        return np.broadcast_to(f, (n, f.shape[-1])).astype(np.int32)
-
     # -- running ---------------------------------------------------------------
 
     def __call__(self, inputs, filters=None, *, target=None, baselines=None,
@@ -321,14 +294,12 @@ class NeuronConductance:
                  tolerance: Optional[float] = None, batch_size: Optional[int] = None,
                  mode: str = "auto", max_steps: int = 1024):
         """Eq. 2 maps; see ``neuron_conductance`` for the arguments."""
-        if mode not in MODES:
-            raise ValueError(f"Unknown `mode`: {mode!r}. Valid modes: {list(MODES)}.")
-        tolerance = check_tolerance(tolerance)
-        rule = quadrature.make_rule(method, n_steps) if tolerance is None else \
-            adaptive.make_adaptive_rule(method, tolerance, n_steps, max_steps)
+        mode = check("mode", mode)
+        rule = path_rule(method, n_steps, tolerance, max_steps)
+        tolerance = getattr(rule, "tolerance", None)
         prep = self.adapter.prepare(inputs, baselines)
-        budget = _check_batch_size(batch_size, prep.xs[0].shape[1:])
-        filt = self._filters(filters, prep.n)
+        budget = _batch_size(batch_size, prep.xs[0].shape[1:])
+        filt = check_indices("filters", filters, prep.n, self.n_filters, self.layer)
         # F at both ends: the target (top class at x) and the F(x) = F(x')
         # check, from two forward passes.
         ends = [self._engine.forward(xs, prep.consts, budget) for xs in (prep.xs, prep.baselines)]

@@ -44,10 +44,11 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["Rule", "METHODS", "START", "STIELTJES_WEIGHTS", "check_n_steps", "make_rule"]
+from keras_conductance.arguments import ARGUMENTS, MAX_N_STEPS, check
 
-METHODS = ("trapezoid", "left", "right", "gauss_legendre")
-MAX_N_STEPS = 100_000  # beyond this a typo is likelier than a wish
+__all__ = ["Rule", "METHODS", "MAX_N_STEPS", "START", "STIELTJES_WEIGHTS", "make_rule"]
+
+METHODS = ARGUMENTS["method"].choices  # ("trapezoid", "left", "right", "gauss_legendre")
 START = 1e-9  # the Stieltjes rules' first path point: relu'(0+), not relu'(0)
 
 STIELTJES_WEIGHTS = {  # (left, right) weight of the gradient on an interval
@@ -96,25 +97,6 @@ class Rule:
         return np.sum(self.right.reshape(shape) * g * ydot, axis=0)
 
 
-def check_n_steps(n_steps, name: str = "n_steps") -> int:
-    """Validates a step count (``n_steps`` or ``max_steps``)."""
-    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)):
-        raise TypeError(
-            f"`{name}` must be a positive int. Received: {name}={n_steps!r} "
-            f"of type {type(n_steps).__name__}."
-        )
-    if n_steps < 1:
-        raise ValueError(f"`{name}` must be >= 1. Received: {name}={n_steps}.")
-    if n_steps > MAX_N_STEPS:
-        raise ValueError(
-            f"`{name}`={n_steps} is more than {MAX_N_STEPS}: one forward and backward "
-            "pass per step and example would run for hours. 50-400 steps are usual; "
-            "for a guaranteed accuracy pass `tolerance=` (e.g. 0.01), which refines "
-            "only where and for the examples that need it."
-        )
-    return int(n_steps)
-
-
 def make_rule(method: str, n_steps: int) -> Rule:
     """Builds the rule ``method`` with ``n_steps`` steps.
 
@@ -132,7 +114,8 @@ def make_rule(method: str, n_steps: int) -> Rule:
     Raises:
         ValueError: unknown method or n_steps < 1.
     """
-    n_steps = check_n_steps(n_steps)
+    n_steps = check("n_steps", n_steps)
+    method = check("method", method)
     if method in STIELTJES_WEIGHTS:
         wl, wr = STIELTJES_WEIGHTS[method]
         alphas = np.linspace(0.0, 1.0, n_steps + 1)
@@ -146,7 +129,3 @@ def make_rule(method: str, n_steps: int) -> Rule:
         alphas = np.concatenate([[0.0], (nodes + 1.0) / 2.0, [1.0]])
         right = np.concatenate([[0.0], weights / 2.0, [0.0]])
         return Rule(method, n_steps, alphas, np.zeros_like(right), right, derivative=True)
-    raise ValueError(
-        f"Unknown integration method: method={method!r}. Valid methods are: "
-        f"{list(METHODS)}."
-    )

@@ -232,7 +232,7 @@ def test_an_out_folder_blocked_by_a_file_fails_before_the_work(saved, tmp_path, 
     code = cli.main(["report", str(folder / "model.keras"), "--layer", "conv1", "--inputs",
                      str(folder / "x.npy"), "--out", str(blocker / "r")])
     err = capsys.readouterr().err
-    assert code == 2 and "`--out` cannot be written" in err and "Not a directory" in err
+    assert code == 2 and "--out cannot be written" in err and "Not a directory" in err
     assert "Loading" not in err  # it failed before loading or computing anything
 
 
@@ -366,10 +366,10 @@ def test_report_on_a_unit_inside_a_layer(tmp_path, capsys):
     html = (tmp_path / "r" / "report.html").read_text()
     assert "completeness cannot be checked on them; --tolerance 0.02 holds them" in html
     assert "unknown (unit inside a layer)" in html
-    for spec, message in [("x=-2", "--channel-axis names units that are not requested: ['x']"),
+    for spec, message in [("x=-2", "--channel-axis names units that are not explained: ['x']"),
                           ("heads=two", "integer AXIS"),
-                          (f"{heads}=5", "has rank 4 (batch, 5, 2, 3). Received: "
-                                         "channel_axis=5 for it (UNIT=AXIS sets one per unit)")]:
+                          (f"{heads}=5", "whose output has rank 4 (batch, 5, 2, 3): -3..-1 or "
+                                         "1..3. Received: --channel-axis=5")]:
         assert message in _error(capsys, "report", tmp_path / "attention.keras", "--layer",
                                  heads, "--channel-axis", spec, "--inputs", tmp_path / "x.npy",
                                  "--out", tmp_path / "bad", "--json")

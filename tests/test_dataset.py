@@ -180,7 +180,7 @@ def test_progress_bar_and_verbose_zero(model, examples, capsys):
 def test_input_errors(model, examples):
     x, y = examples
     pairs = tf.data.Dataset.from_tensor_slices((x, y))
-    with pytest.raises(ValueError, match="Batch the dataset first"):
+    with pytest.raises(ValueError, match=r"`dataset` must be a batched dataset.*Batch it first"):
         conductance_over_dataset(model, pairs, "conv2", verbose=0)
     with pytest.raises(TypeError, match="must be a batched tf.data.Dataset"):
         conductance_over_dataset(model, x, "conv2", verbose=0)

@@ -24,17 +24,16 @@ from keras_conductance.attribution import (
     filters_along,
 )
 from keras_conductance.callbacks import _images
-from keras_conductance.explainer import Conductance
+from keras_conductance.arguments import check, check_labels_dtype, message
+from keras_conductance.explainer import Conductance, path_rule
 from keras_conductance.folders import check_writable
 from keras_conductance.neuron import NeuronConductance
 
 __all__ = ["ConductanceCallback"]
 
 TRIGGERS = ("epoch_end", "test_end")
-SUMMARY_STEPS = ("iterations", "epoch")
 HISTORY_FORMATS = (".csv", ".npz")
 CSV_HEADER = "epoch,iteration,layer,filter,conductance,abs_delta\n"
-IMAGE_KINDS = ("overlay", "heatmap", "both")
 TENSORBOARD_MISSING = (
     "ConductanceCallback(log_dir=...) writes TensorBoard summaries, which need "
     "the `tensorboard` package (TensorFlow no longer installs it). Install it "
@@ -200,43 +199,42 @@ class ConductanceCallback(keras.callbacks.Callback):
         pre_softmax: bool = False,
     ):
         super().__init__()
+        # Settings only: the vocabulary's checks, nothing built. What needs
+        # the model (the probe set, layers, target) is checked when training
+        # or evaluation starts.
         self.data = data
         self.layers = as_names(layers, "layers")
         self.target = target
         self.baselines = baselines
         self.output = output
         self.interpolate = interpolate
-        self.n_steps = n_steps
-        self.method = method
-        self.tolerance = tolerance
-        self.max_steps = max_steps
-        self.on = _check_on(on)
-        self.freq = _positive_int(freq, "freq")
-        self.steps = _positive_int(steps, "steps")
-        self.channel_axis = channel_axis
-        self.log_dir = None if log_dir is None else os.fspath(log_dir)
-        self.top_k = _positive_int(top_k, "top_k")
-        self.write_images = _check_write_images(write_images)
-        self.image_freq = _positive_int(image_freq, "image_freq")
-        self.image_examples = _positive_int(image_examples, "image_examples")
-        self.image_filters = _positive_int(image_filters, "image_filters")
-        self.image_n_steps = _positive_int(image_n_steps, "image_n_steps")
-        self.example_names = _check_names(example_names)
-        self.summary_step = _check_choice(summary_step, "summary_step", SUMMARY_STEPS)
-        self.filename = None if filename is None else _check_filename(filename)
-        self.append = append
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"`name` must be a non-empty string. Received: name={name!r}.")
-        self.name = name
         self.start_layer = start_layer
-        self.batch_size = batch_size
-        self.jit_compile = jit_compile
-        self.pre_softmax = pre_softmax
-        if target is not None and isinstance(target, str) and target != "label":
-            raise ValueError(
-                f"No such target mode: target={target!r}. Valid: None, 'label', "
-                "an int, a per-example int array, or a callable."
-            )
+        self._rule = path_rule(method, n_steps, tolerance, max_steps)
+        self.n_steps, self.method = n_steps, method
+        self.tolerance, self.max_steps = tolerance, max_steps
+        self.on = _check_on(on)
+        self.freq = check("freq", freq)
+        self.steps = check("steps", steps)  # None: every batch of a dataset
+        self.channel_axis = channel_axis
+        self.log_dir = check("log_dir", log_dir)
+        self.top_k = check("top_k", top_k)
+        self.write_images = check("write_images", write_images)
+        self.image_freq = check("image_freq", image_freq)
+        self.image_examples = check("image_examples", image_examples)
+        self.image_filters = check("image_filters", image_filters)
+        self.image_n_steps = check("image_n_steps", image_n_steps)
+        self.example_names = _check_names(example_names)
+        self.summary_step = check("summary_step", summary_step)
+        self.filename = None if filename is None else _check_filename(filename)
+        self.append = check("append", append)
+        self.name = check("name", name)
+        self.batch_size = check("batch_size", batch_size)
+        self.jit_compile = check("jit_compile", jit_compile)
+        self.pre_softmax = check("pre_softmax", pre_softmax)
+        if isinstance(target, str) and target != "label":
+            raise ValueError(message(
+                "target", "None, 'label', an int, a per-example int array, or a callable",
+                target))
         self.history: List[dict] = []
         self.last_attribution: Optional[Attribution] = None
         self.explainer: Optional[Conductance] = None
@@ -306,9 +304,13 @@ class ConductanceCallback(keras.callbacks.Callback):
             _check_writable(self.log_dir, "log_dir")
         if self.filename is not None:
             _check_writable(os.path.dirname(os.path.abspath(self.filename)), "filename")
-        inputs, labels = self._probe_set()
         explainer = self._get_explainer()
-        prepared = explainer.adapter.prepare(inputs, self.baselines)  # shapes, dtypes, NaN
+        if isinstance(self.data, tf.data.Dataset):  # batched, with the model's structure
+            explainer.adapter.check_batched(keras.utils.unpack_x_y_sample_weight(
+                self.data.element_spec)[0], "data")
+        inputs, labels = self._probe_set()
+        # The probe set meets the rules of `inputs`, in the words of `data`.
+        prepared = explainer.adapter.prepare(inputs, self.baselines, argument="data")
         explainer._target(self._explained_target(labels), prepared)  # class range
         shapes = explainer.unit_shapes(prepared)
         axes = channel_axes(self.channel_axis, self.layers)
@@ -363,7 +365,7 @@ class ConductanceCallback(keras.callbacks.Callback):
     def _probe_set(self):
         """``(inputs, labels or None)`` as numpy, read once."""
         if self._probe is None:
-            self._probe = _read_probe(self.data, self.steps)
+            self._probe = _read_probe(self.data, -1 if self.steps is None else self.steps)
         return self._probe
 
     def _explained_target(self, labels):
@@ -624,56 +626,29 @@ def _check_writable(folder: str, argument: str):
     check_writable(folder, argument, hint)
 
 
-def _positive_int(value, argument: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{argument}` must be a positive int. Received: {argument}={value!r}.")
-    return int(value)
-
-
-def _check_choice(value, argument: str, valid: Sequence[str]) -> str:
-    if value not in valid:
-        raise ValueError(
-            f"No such {argument}: {argument}={value!r}. Valid values: {list(valid)}."
-        )
-    return value
-
-
-def _check_write_images(value):
-    if isinstance(value, bool) or (isinstance(value, str) and value in IMAGE_KINDS):
-        return value
-    raise ValueError(
-        f"No such write_images: write_images={value!r}. Valid values: "
-        f"{[True, False] + list(IMAGE_KINDS)}."
-    )
-
-
 def _check_names(names) -> Optional[List[str]]:
     if names is None:
         return None
-    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
-        raise ValueError(
-            "`example_names` must be a sequence of strings, one per probe "
-            f"example, or None. Received: example_names={names!r}."
-        )
+    if isinstance(names, str) or not isinstance(names, (list, tuple, np.ndarray)) or \
+            not all(isinstance(n, str) for n in names):
+        raise TypeError(message("example_names",
+                                "a sequence of strings, one per probe example, or None", names))
     return list(names)
 
 
 def _check_on(on) -> tuple:
-    names = (on,) if isinstance(on, str) else tuple(on)
-    if not names:
-        raise ValueError(f"`on` must name at least one of {list(TRIGGERS)}. Received: on={on!r}.")
-    for name in names:
-        _check_choice(name, "on", TRIGGERS)
+    names = (on,) if isinstance(on, str) else tuple(on) if isinstance(on, (list, tuple)) else ()
+    if not names or any(n not in TRIGGERS for n in names):
+        raise ValueError(message("on", f"one of {list(TRIGGERS)} or a list of them", on))
     return names
 
 
 def _check_filename(filename) -> str:
-    filename = os.fspath(filename)
+    filename = check("filename", filename)
     if not filename.endswith(HISTORY_FORMATS):
-        raise ValueError(
-            f"`filename` must end in one of {list(HISTORY_FORMATS)} (the history "
-            f"format). Received: filename={filename!r}."
-        )
+        raise ValueError(message(
+            "filename", f"a path ending in one of {list(HISTORY_FORMATS)} (the history format)",
+            filename))
     return filename
 
 
@@ -715,6 +690,7 @@ def _read_probe(data, steps: int):
 
 def _label_ids(labels: np.ndarray) -> np.ndarray:
     """``(B,)`` int ids from ids, ``(B, 1)`` ids or one-hot rows."""
+    check_labels_dtype(labels.dtype, "data", "the probe labels")
     if labels.ndim >= 2 and labels.shape[-1] > 1:
         return labels.reshape(labels.shape[0], -1).argmax(axis=1).astype(np.int32)
     return np.rint(labels.reshape(-1)).astype(np.int32)
