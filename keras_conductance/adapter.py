@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_conductance import unit_meanings
-from keras_conductance.arguments import check, message, received
+from keras_conductance.arguments import as_names, check, message, received
 from keras_conductance.graph import layer_graph, sub_model
 from keras_conductance.taps import INPUT_SUFFIX, OUTPUT_SUFFIX, Tap, TapRecorder
 from keras_conductance.targets import logits_of, squashing_of
@@ -40,24 +40,6 @@ from keras_conductance.targets import logits_of, squashing_of
 __all__ = ["ModelAdapter", "Prepared", "Unit", "as_names", "list_units", "options_key"]
 
 Output = Union[None, int, str]
-
-
-def as_names(layers, argument: str = "layers") -> List[str]:
-    """A layer name or a list of distinct names, as a list."""
-    if isinstance(layers, str):
-        return [layers]
-    try:
-        names = list(layers)
-    except TypeError:
-        raise TypeError(
-            f"`{argument}` must be a layer name or a list of names. Received: "
-            f"{layers!r} of type {type(layers).__name__}."
-        ) from None
-    if not names:
-        raise ValueError(f"`{argument}` must name at least one layer. Received: {layers!r}.")
-    if len(set(map(repr, names))) != len(names):
-        raise ValueError(f"`{argument}` names a layer twice. Received: {names}.")
-    return names
 
 
 def options_key(*options) -> tuple:
@@ -588,12 +570,12 @@ class ModelAdapter:
             if x.dtype.kind == "f" and np.any(x != np.round(x)):
                 first = tuple(int(i) for i in np.argwhere(x != np.round(x))[0])
                 raise ValueError(message(label, valid, got=f"{label} with the fractional "
-                                         f"value {float(x[first])!r} at index {first}"))
+                                         f"value {x[first].item()!r} at index {first}"))
             bad = (x < 0) | (x >= vocab)
             if np.any(bad):
                 first = tuple(int(i) for i in np.argwhere(bad)[0])
                 raise ValueError(message(label, valid, got=f"{label} with the id "
-                                         f"{x[first]!r} at index {first}"))
+                                         f"{x[first].item()!r} at index {first}"))
 
     def _embeddings_of(self, index: int) -> list:
         """The Embedding layers that look up model input ``index``: its

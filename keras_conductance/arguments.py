@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["ARGUMENTS", "Argument", "MAX_N_STEPS", "check", "check_axis", "check_indices", "check_labels_dtype", "describe",
+__all__ = ["ARGUMENTS", "Argument", "MAX_N_STEPS", "as_names", "check", "check_axis", "check_indices", "check_labels_dtype", "describe",
            "entry_points", "markdown_table", "message", "received", "takes"]
 
 MAX_N_STEPS = 100_000  # beyond this a typo is likelier than a wish
@@ -179,7 +179,7 @@ ARGUMENTS: Dict[str, Argument] = dict([
     _a("tokens", "model", "the continuation's token ids (J,) or (B, J)"),
     _a("position", "model", "the scored position(s); None: the last real token"),
     _a("start", "model", "where the continuation starts; None: after the prompt"),
-    _a("probability", "bool", "score log-probabilities instead of logits", default=False),
+    _a("log_prob", "bool", "score log-probabilities instead of logits", default=False),
     # -- the command line -------------------------------------------------------------
     _count("epochs", "training epochs of the demo model", default=8, cli="--epochs"),
     _a("out", "path", "report folder (created; must be writable)", default="conductance-report",
@@ -309,6 +309,21 @@ def check(name: str, value, *, label: Optional[str] = None, low=None, high=None)
     raise TypeError(f"`{name}` depends on the model and is checked where the model is known.")
 
 
+def as_names(layers, argument: str = "layers") -> List[str]:
+    """``layers``: a layer name or a list of distinct names, as a list."""
+    if isinstance(layers, str):
+        return [layers]
+    valid = "a layer name or a non-empty list of distinct names"
+    if isinstance(layers, (dict, bytes)) or not hasattr(layers, "__iter__"):
+        raise TypeError(message(argument, valid, layers))
+    names = list(layers)
+    if not names:
+        raise ValueError(message(argument, valid, layers))
+    if len(set(map(repr, names))) != len(names):
+        raise ValueError(message(argument, valid, names, hint="A layer is named twice."))
+    return names
+
+
 def check_axis(label: str, axis, rank: int, unit: str, shape: Optional[tuple] = None) -> int:
     """A non-batch axis of a rank-``rank`` output (batch axis included),
     returned in ``1..rank-1``; ``label`` is the argument (``channel_axis``)."""
@@ -353,7 +368,7 @@ def check_labels_dtype(dtype, label: str, what: str = "the labels") -> None:
     """Labels are class ids (ints, or floats 0./1.) or one-hot rows: a
     string label has no class index (map it to ids first)."""
     numeric = getattr(dtype, "is_integer", False) or getattr(dtype, "is_floating", False) \
-        or getattr(dtype, "is_bool", False) or getattr(dtype, "kind", "") in "iufb"
+        or getattr(dtype, "is_bool", False) or getattr(dtype, "kind", None) in tuple("iufb")
     if not numeric:
         raise TypeError(message(
             label, f"a source of numeric labels: {what} must be int class ids, 0./1. floats "

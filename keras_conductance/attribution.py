@@ -7,7 +7,7 @@ from typing import Dict, ItemsView, Iterator, KeysView, List, Mapping, Optional,
 
 import numpy as np
 
-from keras_conductance.arguments import check, check_axis, message, received
+from keras_conductance.arguments import as_names, check, check_axis, message, received
 
 __all__ = ["Attribution", "Measures", "relative_error"]
 
@@ -140,11 +140,13 @@ class Attribution:
 
     # Read-only mapping: layer name -> scores.
     def __getitem__(self, layer: str) -> np.ndarray:
+        if not isinstance(layer, str):
+            raise TypeError(message("layer", "a layer name (str)", layer))
         try:
             return self.by_layer[layer]
         except KeyError:
             raise KeyError(
-                f"No attribution for layer {layer!r}. This result holds the "
+                f"No such layer: {layer!r}: no attribution for it. This result holds the "
                 f"layers: {list(self.by_layer)}."
             ) from None
 
@@ -184,12 +186,12 @@ class Attribution:
         convolution widths of a text CNN.
         """
         total = sum(self[name].reshape(len(self.output_diff), -1).sum(axis=1)
-                    for name in layers)
+                    for name in as_names(layers))
         return (total - self.output_diff).astype(np.float32)
 
     def relative_delta(self, layers: Optional[Sequence[str]] = None) -> np.ndarray:
         """``(B,)`` |delta| / |F(x) - F(x')| for one layer or a group."""
-        layers = self.layers[:1] if layers is None else list(layers)
+        layers = self.layers[:1] if layers is None else as_names(layers)
         return relative_error(self.delta_of(layers), self.output_diff)
 
     def per_filter(self, layer: str, channel_axis: Optional[int] = None) -> np.ndarray:

@@ -30,7 +30,7 @@ from keras_conductance.attribution import channel_axes, check_channel_axes, filt
 from keras_conductance.cache import cached, compiled
 from keras_conductance.checkpoint import Checkpoint, weights_digest
 from keras_conductance.progress import Progress
-from keras_conductance.engine import points_per_chunk
+from keras_conductance.engine import check_target_callable, points_per_chunk
 from keras_conductance.explainer import (
     CONVERGENCE_WARNING_THRESHOLD,
     DEFAULT_BATCH_SIZE,
@@ -118,9 +118,11 @@ class DatasetConductance:
         return np.argsort(-scores, kind="stable")[:check("k", k, high=scores.size)]
 
     def _layer(self, layer: str) -> str:
+        if not isinstance(layer, str):
+            raise TypeError(message("layer", "a layer name (str)", layer))
         if layer not in self.mean:
             raise KeyError(
-                f"No such layer in this result: {layer!r}. Valid layers: {self.layers}."
+                f"No such layer: {layer!r} in this result. Valid layers: {self.layers}."
             )
         return layer
 
@@ -497,6 +499,8 @@ def conductance_over_dataset(
         check_labels_dtype(label_spec.dtype, "dataset", "the dataset's labels")
     n_outputs = explainer.adapter.n_outputs
     _check_target(target, n_outputs)
+    if callable(target):
+        check_target_callable(target, explainer.adapter.explained.shape)
     if target == "label" and label_spec is None:
         raise ValueError(
             "target='label' explains each example's label, but `dataset` yields "

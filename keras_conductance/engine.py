@@ -22,11 +22,11 @@ import numpy as np
 import tensorflow as tf
 
 from keras_conductance.cache import compiled
-from keras_conductance.arguments import check
+from keras_conductance.arguments import check, message
 from keras_conductance.quadrature import Rule
 from keras_conductance.taps import TapRecorder
 
-__all__ = ["PathSums", "PathEngine", "budget_batch_size", "chunked_rule", "chunks", "plan", "points_per_chunk", "resolve_jit", "select_score", "target_spec"]
+__all__ = ["PathSums", "PathEngine", "budget_batch_size", "check_scores_shape", "check_target_callable", "chunked_rule", "chunks", "plan", "points_per_chunk", "resolve_jit", "select_score", "target_spec"]
 
 TargetFn = Callable[[tf.Tensor], tf.Tensor]
 
@@ -67,6 +67,32 @@ class PathSums:
     path_scores: np.ndarray
 
 
+def check_scores_shape(shape: tf.TensorShape, outputs_shape: tf.TensorShape) -> None:
+    """A target callable's scores must be ``(N,)`` (or ``(N, 1)``)."""
+    if shape.rank is None or shape.rank == 0 or shape.rank > 2 or (
+            shape.rank == 2 and shape[1] != 1) or (
+            shape[0] is not None and outputs_shape[0] is not None
+            and shape[0] != outputs_shape[0]):
+        shown = tuple(shape) if shape.rank is not None else "unknown"
+        raise ValueError(message(
+            "target", "a callable that returns one score per example, shape (N,)",
+            got=f"a callable that returned shape {shown} for outputs of shape "
+            f"{tuple(outputs_shape)}", hint="E.g. `target=lambda outputs: outputs[:, 2]`."))
+
+
+def check_target_callable(target_fn: TargetFn, output_shape) -> None:
+    """Calls a ``target`` callable once, eagerly, on zeros shaped like two
+    examples of the explained output, so that a wrong shape is refused in
+    plain words before any tracing. A callable that fails on zeros (it
+    indexes a position an open axis of length 1 lacks) is left to the run."""
+    shape = [2] + [1 if d is None else int(d) for d in tuple(output_shape)[1:]]
+    try:
+        scores = tf.convert_to_tensor(target_fn(tf.zeros(shape)))
+    except Exception:  # noqa: BLE001 -- judged by the real call instead
+        return
+    check_scores_shape(scores.shape, tf.TensorShape(shape))
+
+
 def select_score(outputs: tf.Tensor, target: tf.Tensor, target_fn: Optional[TargetFn]):
     """The explained score per row, float32 ``(N,)``."""
     outputs = tf.cast(outputs, tf.float32)
@@ -74,19 +100,10 @@ def select_score(outputs: tf.Tensor, target: tf.Tensor, target_fn: Optional[Targ
         return target_fn(outputs, target)
     if target_fn is not None:
         scores = tf.convert_to_tensor(target_fn(outputs))
-        shape = scores.shape
-        # Checked while tracing, so a wrong shape is a clear error, not a
-        # reshape failure deep inside the compiled step.
-        if shape.rank is None or shape.rank == 0 or shape.rank > 2 or (
-                shape.rank == 2 and shape[1] != 1) or (
-                shape[0] is not None and outputs.shape[0] is not None
-                and shape[0] != outputs.shape[0]):
-            raise ValueError(
-                "A `target` callable must return one score per example, shape (N,); "
-                f"it returned shape {tuple(shape) if shape.rank is not None else 'unknown'} "
-                f"for outputs of shape {tuple(outputs.shape)}. E.g. "
-                "`target=lambda outputs: outputs[:, 2]`."
-            )
+        # Checked while tracing too (``check_target_callable`` checks it
+        # before, eagerly), so a wrong shape is never a reshape failure deep
+        # inside the compiled step.
+        check_scores_shape(scores.shape, outputs.shape)
         return tf.reshape(tf.cast(scores, tf.float32), [-1])
     if outputs.shape.rank == 1:
         return outputs

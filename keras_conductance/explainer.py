@@ -12,7 +12,7 @@ from keras_conductance import adaptive, quadrature
 from keras_conductance.adapter import ModelAdapter, Prepared, as_names
 from keras_conductance.attribution import Attribution, Measures, relative_error
 from keras_conductance.arguments import check
-from keras_conductance.engine import PathEngine, PathSums, resolve_jit
+from keras_conductance.engine import PathEngine, PathSums, check_target_callable, resolve_jit
 from keras_conductance.progress import Progress
 from keras_conductance.targets import Target, resolve_target
 from keras_conductance.token_targets import TokenTarget
@@ -240,6 +240,14 @@ class Conductance:
                              self.n_steps if n_steps is None else n_steps,
                              self.tolerance if tolerance is None else tolerance,
                              self.max_steps if max_steps is None else max_steps)
+        return self.explain_with(rule, inputs, target, baselines, batch_size=batch_size,
+                                 verbose=verbose)
+
+    def explain_with(self, rule, inputs, target: Target = None, baselines=None, *,
+                     batch_size: Optional[int] = None,
+                     verbose: Union[None, int, str] = None) -> Measures:
+        """``explain`` with a rule already built and checked (``path_rule``):
+        what the one-call functions use, so each setting is checked once."""
         method, n_steps = rule.method, rule.n_steps
         tolerance = getattr(rule, "tolerance", None)
         batch_size = check("batch_size", batch_size) or self.batch_size
@@ -261,6 +269,7 @@ class Conductance:
         if isinstance(target, TokenTarget):
             return self.adapter.token_pairs(target, self.adapter.structure(inputs)), target.scorer
         if callable(target):  # no forward pass needed to choose the class
+            check_target_callable(target, self.adapter.explained.shape)
             return np.full(prep.n, -1, np.int32), target
         outputs = self._engine.forward(prep.xs, prep.consts, batch_size or self.batch_size)
         return resolve_target(target, outputs, prep.n, self.adapter.sequence_logits)

@@ -16,7 +16,8 @@ import keras
 from keras_conductance.adapter import as_names, options_key
 from keras_conductance.attribution import Attribution, Measures
 from keras_conductance.cache import CACHE_SIZE, cached, clear_cache
-from keras_conductance.explainer import Conductance
+from keras_conductance.arguments import check
+from keras_conductance.explainer import Conductance, path_rule
 from keras_conductance.targets import Target
 
 __all__ = [
@@ -104,9 +105,9 @@ def measures(
     explainer = explainer_for(model, layers, output=output, start_layer=start_layer,
                               interpolate=interpolate, jit_compile=jit_compile,
                               pre_softmax=pre_softmax)
-    return explainer.explain(inputs, target, baselines, n_steps=n_steps, method=method,
-                             tolerance=tolerance, max_steps=max_steps, batch_size=batch_size,
-                             verbose=verbose)
+    rule = path_rule(method, n_steps, tolerance, max_steps)  # checks all four, once
+    return explainer.explain_with(rule, inputs, target, baselines, batch_size=batch_size,
+                                  verbose=check("verbose", verbose))
 
 
 def conductance(

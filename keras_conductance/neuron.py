@@ -39,6 +39,7 @@ from keras_conductance.cache import cached, compiled
 from keras_conductance.engine import (
     PathEngine,
     budget_batch_size,
+    check_target_callable,
     chunks,
     resolve_jit,
     select_score,
@@ -304,6 +305,7 @@ class NeuronConductance:
         # check, from two forward passes.
         ends = [self._engine.forward(xs, prep.consts, budget) for xs in (prep.xs, prep.baselines)]
         if callable(target):
+            check_target_callable(target, self.adapter.explained.shape)
             target_idx, target_fn = np.full(prep.n, -1, np.int32), target
         else:
             target_idx, target_fn = resolve_target(target, ends[0], prep.n)

@@ -18,6 +18,8 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import tensorflow as tf
 
+from keras_conductance.arguments import check, message
+
 __all__ = ["TokenTarget", "continuation", "logit_difference", "next_token"]
 
 Tokens = Union[int, Sequence[int], np.ndarray]
@@ -51,6 +53,21 @@ class _Scorer:
         return tf.reduce_sum(picked * tf.constant(self.signs, picked.dtype), axis=-1)
 
 
+def _check_ids(name: str, ids, allow_empty: bool = True, negative: bool = False) -> None:
+    """Token ids (or positions): None where allowed, an int or ints."""
+    if ids is None and name in ("position", "start"):
+        return
+    arr = np.asarray(ids)
+    what = "an int or a sequence of ints" + (" (negative counts from the end)" if negative
+                                             else " (token ids, >= 0)")
+    if arr.size == 0 and not allow_empty:
+        raise ValueError(message(name, what, ids))
+    if arr.dtype.kind not in "iu" or arr.ndim > 2:
+        raise TypeError(message(name, what, ids))
+    if not negative and np.any(arr < 0):
+        raise ValueError(message(name, what, ids))
+
+
 class TokenTarget:
     """A language-model score: signed sum of (log-)probabilities or logits of
     tokens at positions. Build it with ``next_token``, ``logit_difference`` or
@@ -63,6 +80,10 @@ class TokenTarget:
 
     def __init__(self, kind: str, tokens: list, position, log_prob: bool,
                  signs: tuple, teacher_forced: bool = False):
+        names = ("tokens",) if teacher_forced else ("token", "other")
+        for name, ids in zip(names, tokens):
+            _check_ids(name, ids, allow_empty=False)
+        _check_ids("start" if teacher_forced else "position", position, negative=True)
         self.kind = kind
         self.tokens = tokens  # per term: int or (B,) ints
         self.position = position
@@ -194,7 +215,7 @@ def next_token(token: Tokens, position: Union[None, int, Sequence[int]] = None, 
         >>> kc.conductance(causal_lm, batch, "*:ffn_neurons",
         ...                start_layer="token_embedding", target=kc.next_token(464))
     """
-    return TokenTarget("next_token", [token], position, log_prob, (1.0,))
+    return TokenTarget("next_token", [token], position, check("log_prob", log_prob), (1.0,))
 
 
 def logit_difference(token: Tokens, other: Tokens,

@@ -64,7 +64,7 @@ def test_layer_graph_lists_cuts_in_order():
 
 def test_duplicate_or_empty_layers():
     model = small_convnet()
-    with pytest.raises(ValueError, match=r"names a layer twice"):
+    with pytest.raises(ValueError, match=r"A layer is named twice"):
         kc.split_model(model, ["conv1", "conv1"])
     with pytest.raises(ValueError, match=r"at least one layer"):
         kc.split_model(model, [])
