@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from keras_conductance.adapter import ModelAdapter, options_key
 from keras_conductance.cache import cached, compiled
-from keras_conductance.arguments import check, check_axis, check_indices
+from keras_conductance.arguments import check, check_axis, check_indices, message
 from keras_conductance.engine import budget_batch_size, select_score
 from keras_conductance.targets import resolve_target
 from keras_conductance.token_targets import TokenTarget
@@ -195,12 +195,12 @@ class Ablator:
 
     def _fill(self, value, baselines, inputs, y: np.ndarray, batch_size: int) -> np.ndarray:
         """The ablation value per unit, ``(B, *Y)`` float32."""
+        valid = (f"one of {list(VALUES)}, a number, or an array broadcastable to the layer "
+                 f"output (B, {', '.join(map(str, self._layer_shape))})")
         if isinstance(value, str) and value not in VALUES:
-            raise ValueError(
-                f"Unknown ablation `value`: {value!r}. Valid values are "
-                f"{list(VALUES)}, a number, or an array broadcastable to "
-                f"the layer output (B, {', '.join(map(str, self._layer_shape))})."
-            )
+            raise ValueError(message("value", valid, value))
+        if not isinstance(value, str) and np.asarray(value).dtype.kind not in "iufb":
+            raise TypeError(message("value", valid, value))
         if baselines is not None and not (isinstance(value, str) and value == "baseline"):
             raise ValueError(
                 "`baselines` are used only with value='baseline'; with "
@@ -394,7 +394,9 @@ class Ablator:
 
 
 def _cached(model, layer, output, start_layer, interpolate, pre_softmax, channel_axis) -> Ablator:
-    key = options_key(layer, output, start_layer, interpolate, bool(pre_softmax), channel_axis)
+    # Checked before they become a cache key: "yes" must not find True's ablator.
+    key = options_key(layer, output, start_layer, interpolate, check("pre_softmax", pre_softmax),
+                      channel_axis)
     return cached(model, "ablator", key, lambda: Ablator(
         model, layer, output=output, start_layer=start_layer, interpolate=interpolate,
         pre_softmax=pre_softmax, channel_axis=channel_axis))

@@ -352,12 +352,12 @@ def check_indices(label: str, indices, n_examples: int, n_filters: int, unit: st
         return np.broadcast_to(np.arange(n_filters, dtype=np.int32), (n_examples, n_filters))
     f = np.asarray(indices)
     f = f[None] if f.ndim == 0 else f
-    valid = (f"None (all), an int, (k,) int filter indices or a (B={n_examples}, k) int array "
-             f"per example, with values in 0..{n_filters - 1} ({unit!r} has {n_filters} filters)")
+    valid = (f"None (all), an int, non-empty (k,) int filter indices or a (B={n_examples}, k) "
+             f"int array per example, with values in 0..{n_filters - 1} ({unit!r} has {n_filters} filters)")
+    if f.size == 0 or f.ndim > 2 or (f.ndim == 2 and f.shape[0] != n_examples):
+        raise ValueError(message(label, valid, indices))
     if f.dtype.kind not in "iu":
         raise TypeError(message(label, valid, indices))
-    if f.ndim not in (1, 2) or f.size == 0 or (f.ndim == 2 and f.shape[0] != n_examples):
-        raise ValueError(message(label, valid, indices))
     bad = (f < 0) | (f >= n_filters)
     if bad.any():
         raise ValueError(message(label, valid, got=f"{label} holding {f[bad][:10].tolist()}"))

@@ -161,7 +161,7 @@ def _channel_axes(specs, explainer, inputs, baselines) -> dict:
         raise ValueError(f"--channel-axis names units that are not explained: {unknown}. "
                          f"Explained units (--layer): {explainer.layers}.")
     axes = channel_axes({**dict.fromkeys(explainer.layers, default), **given}, explainer.layers)
-    prepared = explainer.adapter.prepare(inputs, baselines, argument="--inputs")
+    prepared = explainer.adapter.prepare(inputs, baselines)
     check_channel_axes(axes, explainer.unit_shapes(prepared), label="--channel-axis")
     return axes
 

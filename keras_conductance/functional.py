@@ -40,9 +40,10 @@ def explainer_for(model: keras.Model, layers: Layers, *, output: Output = None,
                   start_layer: Optional[str] = None, interpolate: Interpolate = None,
                   jit_compile: Union[bool, str] = "auto",
                   pre_softmax: bool = False) -> Conductance:
-    """The cached explainer for these compile-relevant options."""
+    """The cached explainer for these compile-relevant options (checked
+    before they become a cache key: "yes" must not find the explainer of True)."""
     key = options_key(as_names(layers, "layers"), output, start_layer, interpolate,
-                      str(jit_compile), bool(pre_softmax))
+                      check("jit_compile", jit_compile), check("pre_softmax", pre_softmax))
     return cached(model, "explainer", key, lambda: Conductance(
         model, layers, output=output, start_layer=start_layer, interpolate=interpolate,
         jit_compile=jit_compile, pre_softmax=pre_softmax))
@@ -107,7 +108,7 @@ def measures(
                               pre_softmax=pre_softmax)
     rule = path_rule(method, n_steps, tolerance, max_steps)  # checks all four, once
     return explainer.explain_with(rule, inputs, target, baselines, batch_size=batch_size,
-                                  verbose=check("verbose", verbose))
+                                  verbose=verbose)
 
 
 def conductance(

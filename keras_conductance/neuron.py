@@ -521,8 +521,9 @@ def neuron_conductance(
         float32 ``(B, k, *input_shape[1:])`` for one interpolated tensor;
         with several, a dict of such maps keyed by interpolated input name.
     """
-    key = options_key(layer, output, start_layer, interpolate, str(jit_compile),
-                      bool(pre_softmax), channel_axis)
+    # Checked before they become a cache key: "yes" must not find True's explainer.
+    key = options_key(layer, output, start_layer, interpolate, check("jit_compile", jit_compile),
+                      check("pre_softmax", pre_softmax), channel_axis)
     explainer = cached(model, "neuron", key, lambda: NeuronConductance(
         model, layer, output=output, start_layer=start_layer, interpolate=interpolate,
         jit_compile=jit_compile, pre_softmax=pre_softmax, channel_axis=channel_axis))

@@ -196,17 +196,17 @@ def test_image_freq_both_and_the_off_switch(images, tmp_path):
 
 def test_image_settings_are_validated(images, tmp_path):
     x, y = images
-    for kwargs, message in [
-        (dict(write_images="pixels"),
-         r"No such write_images: write_images='pixels'. Valid values: "
-         r"\[True, False, 'overlay', 'heatmap', 'both'\]"),
-        (dict(image_freq=0), "`image_freq` must be a positive int"),
-        (dict(image_examples=0), "`image_examples` must be a positive int"),
-        (dict(image_filters=2.5), "`image_filters` must be a positive int"),
-        (dict(image_n_steps=None), "`image_n_steps` must be a positive int"),
-        (dict(example_names="cat"), "`example_names` must be a sequence of strings"),
+    for kwargs, error, message in [
+        (dict(write_images="pixels"), ValueError,
+         r"`write_images` must be one of True, False, 'overlay', 'heatmap', 'both'\. "
+         r"Received: write_images='pixels'"),
+        (dict(image_freq=0), ValueError, r"`image_freq` must be an int >= 1\. Received: image_freq=0"),
+        (dict(image_examples=0), ValueError, "`image_examples` must be an int >= 1"),
+        (dict(image_filters=2.5), TypeError, "`image_filters` must be an int >= 1"),
+        (dict(image_n_steps=None), TypeError, "`image_n_steps` must be an int in 1..100000"),
+        (dict(example_names="cat"), TypeError, "`example_names` must be a sequence of strings"),
     ]:
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(error, match=message):
             ConductanceCallback(x[:2], "conv2", **kwargs)
     # Checked when training begins, before any epoch.
     model = _compiled(small_convnet())  # (8, 8, 2) inputs: not images

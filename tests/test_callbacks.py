@@ -257,12 +257,14 @@ def test_a_record_is_written_whole_when_ctrl_c_arrives(tmp_path):
 def test_settings_are_validated_in_the_constructor(data):
     x, _ = data
     for kwargs, message in [
-        (dict(on="batch_end"), "No such on: on='batch_end'"),
-        (dict(freq=0), "`freq` must be a positive int"),
-        (dict(top_k=-1), "`top_k` must be a positive int"),
-        (dict(filename="h.json"), r"`filename` must end in one of \['.csv', '.npz'\]"),
-        (dict(target="labels"), "No such target mode"),
-        (dict(summary_step="batch"), "No such summary_step"),
+        (dict(on="batch_end"), r"`on` must be one of \['epoch_end', 'test_end'\] or a list of "
+                               r"them\. Received: on='batch_end'"),
+        (dict(freq=0), r"`freq` must be an int >= 1\. Received: freq=0"),
+        (dict(top_k=-1), r"`top_k` must be an int >= 1\. Received: top_k=-1"),
+        (dict(filename="h.json"), r"`filename` must be a path ending in one of \['.csv', '.npz'\]"),
+        (dict(target="labels"), r"`target` must be None, 'label'.*Received: target='labels'"),
+        (dict(summary_step="batch"), r"`summary_step` must be one of 'epoch', 'iterations'\. "
+                                     r"Received: summary_step='batch'"),
     ]:
         with pytest.raises(ValueError, match=message):
             ConductanceCallback(x, "conv2", **kwargs)

@@ -91,7 +91,7 @@ def test_a_checkpoint_of_other_settings_is_refused(tmp_path):
     model.get_layer("conv1").kernel.assign(model.get_layer("conv1").kernel * 2.0)
     with pytest.raises(ValueError, match=r"weights: checkpoint '[0-9a-f]+', now"):
         run(tmp_path, model=model)
-    with pytest.raises(ValueError, match=r"`checkpoint_every` must be a positive int.*0"):
+    with pytest.raises(ValueError, match=r"`checkpoint_every` must be an int >= 1\. Received: checkpoint_every=0"):
         kc.conductance_over_dataset(model, model_and_data()[1], "conv1", checkpoint_dir=str(tmp_path),
                                     checkpoint_every=0)
 

@@ -373,3 +373,61 @@ def test_report_on_a_unit_inside_a_layer(tmp_path, capsys):
         assert message in _error(capsys, "report", tmp_path / "attention.keras", "--layer",
                                  heads, "--channel-axis", spec, "--inputs", tmp_path / "x.npy",
                                  "--out", tmp_path / "bad", "--json")
+
+
+def test_every_bad_flag_gets_its_line_before_any_work(saved, tmp_path, capsys):
+    folder, _, _ = saved
+    code = cli.main(["report", str(folder / "model.keras"), "--layer", "conv1", "--inputs",
+                     str(folder / "x.npy"), "--out", str(tmp_path / "r"), "--max-steps", "0",
+                     "--n-steps", "2.5", "--tolerance", "-1"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert lines == [
+        "keras-conductance: error: --n-steps must be an int in 1..100000. Received: "
+        "--n-steps '2.5'.",
+        "keras-conductance: error: --tolerance must be a number > 0. Received: --tolerance=-1.0.",
+        "keras-conductance: error: --max-steps must be an int in 1..100000. Received: "
+        "--max-steps=0.",
+    ]
+    assert not (tmp_path / "r").exists()  # nothing was loaded or written
+
+
+def test_demo_flags_are_checked(tmp_path, capsys):
+    assert cli.main(["demo", "--epochs", "-1", "--out", str(tmp_path / "d")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "keras-conductance: error: --epochs must be an int >= 1. Received: --epochs=-1.")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert cli.main(["demo", "--out", str(blocker / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "--out cannot be written: " in err and "Not a directory" in err
+    assert "Traceback" not in err
+
+
+def test_help_shows_the_vocabulary(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["report", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(an int in 1..100000; as `max_steps=` in Python) (default: 1024)" in text
+    assert "(a number > 0; as `tolerance=` in Python) (default: 0.02)" in text
+
+
+def test_a_failed_optional_step_is_said_on_the_console(tmp_path, capsys, monkeypatch):
+    """ImageNet's class names cannot be fetched: the console says so, not only the HTML."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(4, 3, activation="relu", name="conv1")(inp)
+    out = keras.layers.Dense(1000, name="logits")(keras.layers.GlobalAveragePooling2D()(h))
+    keras.Model(inp, out).save(tmp_path / "m.keras")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(1, 8, 8, 3)).astype("f"))
+
+    def offline(*args, **kwargs):
+        raise OSError("URL fetch failure: no network")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    code = cli.main(["report", str(tmp_path / "m.keras"), "--layer", "conv1", "--inputs",
+                     str(tmp_path / "x.npy"), "--out", str(tmp_path / "r"), "--n-steps", "8"])
+    err = capsys.readouterr().err
+    assert code == 0, err[-2000:]
+    assert ("keras-conductance: warning: Class names: ImageNet's could not be loaded (URL fetch "
+            "failure: no network); classes are shown by index. Pass --labels FILE") in err

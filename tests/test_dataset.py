@@ -194,9 +194,9 @@ def test_input_errors(model, examples):
     bad_labels = tf.data.Dataset.from_tensor_slices((x, y + 3)).batch(4)
     with pytest.raises(ValueError, match="labels fall outside 0..2"):
         conductance_over_dataset(model, bad_labels, "conv2", target="label", n_steps=4, verbose=0)
-    with pytest.raises(ValueError, match="`steps` must be a positive int"):
+    with pytest.raises(ValueError, match=r"`steps` must be an int >= 1 or None\. Received: steps=0"):
         conductance_over_dataset(model, inputs_only, "conv2", steps=0, verbose=0)
-    with pytest.raises(ValueError, match="`channel_axis` must name a non-batch axis"):
+    with pytest.raises(ValueError, match=r"`channel_axis` must be a non-batch axis"):
         conductance_over_dataset(model, inputs_only, "conv2", channel_axis=0, verbose=0)
     with pytest.raises(ValueError, match="is empty"):
         conductance_over_dataset(model, inputs_only.take(0), "conv2", verbose=0)

@@ -146,9 +146,9 @@ def test_tolerance_refines_and_warns_when_max_steps_is_reached(rng):
 def test_clear_errors():
     model = small_convnet()
     x = np.zeros((1, 8, 8, 2), "float32")
-    with pytest.raises(ValueError, match=r"`filters` out of range for layer 'conv2' with 5 filters \(valid 0..4\)\. Received: \[5\]"):
+    with pytest.raises(ValueError, match=r"`filters` must be .*values in 0\.\.4 \('conv2' has 5 filters\)\. Received: filters holding \[5\]"):
         neuron_conductance(model, x, "conv2", [0, 5])
-    with pytest.raises(ValueError, match=r"`filters` must be a non-empty 1-D"):
+    with pytest.raises(ValueError, match=r"`filters` must be None \(all\), an int, non-empty \(k,\) int filter indices.*Received: filters=\[\]"):
         neuron_conductance(model, x, "conv2", [])
     with pytest.raises(ValueError, match=r"No such layer: 'conv9'"):
         neuron_conductance(model, x, "conv9", [0])

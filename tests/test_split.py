@@ -66,5 +66,5 @@ def test_duplicate_or_empty_layers():
     model = small_convnet()
     with pytest.raises(ValueError, match=r"A layer is named twice"):
         kc.split_model(model, ["conv1", "conv1"])
-    with pytest.raises(ValueError, match=r"at least one layer"):
+    with pytest.raises(ValueError, match=r"`layers` must be a layer name or a non-empty list.*Received: layers=\[\]"):
         kc.split_model(model, [])

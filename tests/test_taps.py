@@ -176,8 +176,9 @@ def test_callback_follows_ffn_neurons_and_heads_with_one_axis_each(tmp_path):
                                          r"\['block/ffn'\]. Requested units: \['block/ffn_in'\]"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[bad])
     bad = kc.ConductanceCallback(x[:3], [neurons, heads], channel_axis={heads: 4})
-    with pytest.raises(ValueError, match=r"'block/attention/attention_output:input' has rank 4 "
-                                         r"\(batch, 5, 2, 3\)\. Received: channel_axis=4"):
+    with pytest.raises(ValueError, match=r"'block/attention/attention_output:input', whose output has "
+                                         r"rank 4 \(batch, 5, 2, 3\): -3\.\.-1 or 1\.\.3\. "
+                                         r"Received: channel_axis=4"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[bad])
     with pytest.raises(TypeError, match=r"must be an int or a dict \{unit: int\}"):
         kc.conductance_over_dataset(model, tf.data.Dataset.from_tensor_slices(x).batch(4),

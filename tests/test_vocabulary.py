@@ -334,3 +334,19 @@ def test_the_table_page_is_the_table():
 
     page = (pathlib.Path(__file__).parents[1] / "docs" / "arguments.md").read_text()
     assert arguments.markdown_table() in page
+
+
+def test_a_bad_setting_never_finds_a_cached_explainer():
+    """Compile-relevant settings are checked before they become cache keys:
+    "yes" does not find the explainer built for True."""
+    model = keras.Sequential([keras.Input((8, 8, 2)), keras.layers.Conv2D(3, 3, name="conv2"),
+                              keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    kc.conductance(model, X, "conv2", pre_softmax=True, n_steps=4)
+    kc.neuron_conductance(model, X, "conv2", [0], pre_softmax=True, n_steps=4)
+    kc.ablation_scores(model, X, "conv2", pre_softmax=True)
+    for call in (lambda: kc.conductance(model, X, "conv2", pre_softmax="yes", n_steps=4),
+                 lambda: kc.neuron_conductance(model, X, "conv2", [0], pre_softmax="yes"),
+                 lambda: kc.ablation_scores(model, X, "conv2", pre_softmax="yes")):
+        with pytest.raises(TypeError, match=r"`pre_softmax` must be True or False\. "
+                                            r"Received: pre_softmax='yes'"):
+            call()
