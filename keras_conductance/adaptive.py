@@ -87,6 +87,11 @@ def make_adaptive_rule(method: str, tolerance: float, n_steps: int,
             f"method={method!r} is a fixed rule. Pass `n_steps` without `tolerance` "
             "for it, or method='trapezoid' with `tolerance`."
         )
+    if tolerance >= 1:  # valid, but it accepts an error as large as the result
+        warnings.warn(
+            f"tolerance={tolerance:g} allows an estimated error as large as the conductances "
+            "themselves (it is relative: 0.01 is 1 %), so the first grid is never refined. "
+            "Pass a tolerance below 1, e.g. 0.01.", stacklevel=4)
     first = first_panels(n_steps)[0].size * PANEL
     if max_steps < first:
         raise ValueError(

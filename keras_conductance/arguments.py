@@ -416,15 +416,18 @@ def takes(name: str) -> List[str]:
 
 
 def markdown_table() -> str:
-    """The vocabulary as the API page shows it (``docs/arguments.md``)."""
-    rows = ["| argument | valid values | default | meaning | CLI | taken by |",
-            "|---|---|---|---|---|---|"]
+    """The vocabulary as the API page shows it (``docs/arguments.md``): one
+    table of the arguments, one of the entry points and what each takes."""
+    rows = ["| argument | valid values | default | CLI | meaning |", "|---|---|---|---|---|"]
     for arg in ARGUMENTS.values():
-        valid = "see meaning" if arg.kind == "model" else describe(arg)
+        valid = "depends on the model" if arg.kind == "model" else describe(arg)
         default = "" if arg.default is None and not arg.none else f"`{arg.default!r}`"
-        where = ", ".join(f"`{e}`" for e in takes(arg.name)) or "the command line"
         cli = f"`{arg.cli}`" if arg.cli else ""
-        rows.append(f"| `{arg.name}` | {valid} | {default} | {arg.meaning} | {cli} | {where} |")
+        rows.append(f"| `{arg.name}` | {valid} | {default} | {cli} | {arg.meaning} |")
+    rows += ["", "### Who takes what", "", "| entry point | arguments |", "|---|---|"]
+    for entry, function in sorted(entry_points().items()):
+        names = ", ".join(f"`{p}`" for p in parameters(function))
+        rows.append(f"| `{entry}` | {names} |")
     return "\n".join(rows) + "\n"
 
 
