@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_conductance import unit_meanings
-from keras_conductance.arguments import as_names, check, message, received
+from keras_conductance.arguments import as_names, check, message
 from keras_conductance.graph import layer_graph, sub_model
 from keras_conductance.taps import INPUT_SUFFIX, OUTPUT_SUFFIX, Tap, TapRecorder
 from keras_conductance.targets import logits_of, squashing_of
@@ -577,6 +577,19 @@ class ModelAdapter:
                 raise ValueError(message(label, valid, got=f"{label} with the id "
                                          f"{x[first].item()!r} at index {first}"))
 
+    def count_bad_token_ids(self, arrays: list) -> tf.Tensor:
+        """In a traced step: how many values of the model-ordered ``arrays``
+        that feed an Embedding are fractional or outside its rows (float32)."""
+        count = tf.constant(0.0)
+        for i, x in enumerate(arrays):
+            for emb in self._embeddings_of(i):
+                if not (x.dtype.is_floating or x.dtype.is_integer):
+                    continue
+                v = tf.cast(x, tf.float64)
+                bad = tf.not_equal(v, tf.round(v)) | (v < 0) | (v >= float(emb.input_dim))
+                count += tf.reduce_sum(tf.cast(bad, tf.float32))
+        return count
+
     def _embeddings_of(self, index: int) -> list:
         """The Embedding layers that look up model input ``index``: its
         direct users, and the start layer if it is one fed by this input."""
@@ -744,8 +757,9 @@ class ModelAdapter:
         return merged
 
     def _baselines_from_raw(self, merged: list, xs) -> List[np.ndarray]:
-        for i, b in enumerate(merged):
+        for i, b in enumerate(merged):  # token-id baselines obey the rules of ids
             _check_finite(np.asarray(b), self._label(i, "baselines"))
+            self._check_token_ids(np.asarray(b), i, self._label(i, "baselines"))
         starts, _ = self.split([np.ascontiguousarray(b) for b in merged])
         return [np.asarray(s, np.float32) for s in starts]
 

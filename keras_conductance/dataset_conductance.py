@@ -299,7 +299,7 @@ class _DatasetStep:
 
     def _zero_sums(self):
         sums = {name: tf.constant(0.0) for name in ("count", "output_diff", "abs_output_diff",
-                                                     "nonfinite", "unchanged")}
+                                                     "nonfinite", "unchanged", "bad_ids")}
         for k, shape in enumerate(self.layer_shapes):
             filters = filters_along(shape, self.channel_axes[k])
             sums[f"filters_{k}"] = tf.zeros([filters])
@@ -313,7 +313,8 @@ class _DatasetStep:
         return sums
 
     def _sums(self, inputs, labels=None):
-        xs, consts = self.adapter.split(self.adapter.structure(inputs, "features", convert=False))
+        raw = self.adapter.structure(inputs, "features", convert=False)
+        xs, consts = self.adapter.split(raw)
         xbs = [tf.broadcast_to(b, tf.shape(x)) for b, x in zip(self.baselines, xs)]
         label_ids = None if labels is None else _label_ids(labels, self.one_hot)
         fractional = None
@@ -338,7 +339,10 @@ class _DatasetStep:
                 "abs_output_diff": tf.reduce_sum(tf.abs(diff)),
                 "nonfinite": tf.reduce_sum(tf.cast(~tf.reduce_all(tf.stack(finite), 0),
                                                    tf.float32)),
-                "unchanged": tf.reduce_sum(tf.cast(tf.equal(diff, 0.0), tf.float32))}
+                "unchanged": tf.reduce_sum(tf.cast(tf.equal(diff, 0.0), tf.float32)),
+                # Token ids that are fractional or beyond an Embedding's rows
+                # (the first batch was checked on the host).
+                "bad_ids": self.adapter.count_bad_token_ids(raw)}
         for k, values in enumerate(conductance):
             per_filter = self._per_filter(values, self.channel_axes[k])
             total = tf.reduce_sum(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
@@ -626,6 +630,12 @@ def _check_batch(sums: Dict[str, np.ndarray], index: int):
             f"Batch {index} of `dataset` has NaN or Inf features in "
             f"{int(sums['nonfinite'])} examples: every mean would become NaN. Clean "
             "or filter the dataset (e.g. `ds.unbatch().filter(...)`)."
+        )
+    if sums.get("bad_ids", 0) > 0:
+        raise ValueError(
+            f"Batch {index} of `dataset` has {int(sums['bad_ids'])} token ids that are not "
+            "whole numbers or lie beyond the vocabulary of the Embedding they feed: the "
+            "lookup would truncate them or fail. Token ids must be ints in 0..vocabulary-1."
         )
     if sums.get("fractional", 0) > 0:
         raise ValueError(

@@ -21,8 +21,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_conductance.cache import compiled
 from keras_conductance.arguments import check, message
+from keras_conductance.cache import compiled
 from keras_conductance.quadrature import Rule
 from keras_conductance.taps import TapRecorder
 

@@ -10,8 +10,8 @@ import numpy as np
 
 from keras_conductance import adaptive, quadrature
 from keras_conductance.adapter import ModelAdapter, Prepared, as_names
-from keras_conductance.attribution import Attribution, Measures, relative_error
 from keras_conductance.arguments import check
+from keras_conductance.attribution import Attribution, Measures, relative_error
 from keras_conductance.engine import PathEngine, PathSums, check_target_callable, resolve_jit
 from keras_conductance.progress import Progress
 from keras_conductance.targets import Target, resolve_target
@@ -36,6 +36,7 @@ def path_rule(method: str, n_steps: int, tolerance: Optional[float], max_steps: 
         check("max_steps", max_steps)  # unused without tolerance, but still an error
         return quadrature.make_rule(method, n_steps)
     return adaptive.make_adaptive_rule(method, tolerance, n_steps, max_steps)
+
 
 class Conductance:
     """Conductance of hidden units (Dhamdhere et al., Eq. 2-3), reusable.

@@ -112,7 +112,8 @@ def make_rule(method: str, n_steps: int) -> Rule:
         The ``Rule``.
 
     Raises:
-        ValueError: unknown method or n_steps < 1.
+        TypeError: ``n_steps`` is not an int.
+        ValueError: an unknown method, or ``n_steps`` outside 1..MAX_N_STEPS.
     """
     n_steps = check("n_steps", n_steps)
     method = check("method", method)

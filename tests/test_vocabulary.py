@@ -350,3 +350,18 @@ def test_a_bad_setting_never_finds_a_cached_explainer():
         with pytest.raises(TypeError, match=r"`pre_softmax` must be True or False\. "
                                             r"Received: pre_softmax='yes'"):
             call()
+
+
+def test_token_ids_are_checked_in_baselines_and_in_later_dataset_batches():
+    model = text_cnn()
+    ids = np.random.default_rng(0).integers(0, 50, size=(4, 12)).astype("int32")
+    with pytest.raises(ValueError, match=r"`baselines` must be integral token ids in 0\.\.49.*"
+                                         r"Received: baselines with the id 99"):
+        kc.conductance(model, ids[:2], "concat", start_layer="embedding", baselines=99)
+    later = ids.astype("float32")
+    later[3, 2] = 7.5  # the second batch: past the host's check of the first
+    dataset = tf.data.Dataset.from_tensor_slices(later).batch(2)
+    with pytest.raises(ValueError, match=r"Batch 2 of `dataset` has 1 token ids that are not "
+                                         r"whole numbers or lie beyond the vocabulary"):
+        kc.conductance_over_dataset(model, dataset, "concat", start_layer="embedding",
+                                    n_steps=4, verbose=0)

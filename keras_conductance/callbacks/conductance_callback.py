@@ -17,6 +17,7 @@ import tensorflow as tf
 from numpy.typing import ArrayLike
 
 from keras_conductance.adapter import as_names
+from keras_conductance.arguments import check, check_labels_dtype, message
 from keras_conductance.attribution import (
     Attribution,
     channel_axes,
@@ -24,7 +25,6 @@ from keras_conductance.attribution import (
     filters_along,
 )
 from keras_conductance.callbacks import _images
-from keras_conductance.arguments import check, check_labels_dtype, message
 from keras_conductance.explainer import Conductance, path_rule
 from keras_conductance.folders import check_writable
 from keras_conductance.neuron import NeuronConductance
@@ -117,7 +117,8 @@ class ConductanceCallback(keras.callbacks.Callback):
         freq: compute during ``fit`` every ``freq`` epochs (epochs whose
             1-based number is a multiple of ``freq``). ``evaluate`` always
             computes.
-        steps: batches taken from a ``tf.data.Dataset`` probe set.
+        steps: batches taken from a ``tf.data.Dataset`` probe set (None:
+            all of them).
         channel_axis: axis of the layer outputs holding the filters, or a
             dict ``{unit: axis}`` (others -1), e.g. -2 for attention heads
             ``(B, T, heads, head_dim)`` beside FFN neurons on -1.
@@ -209,7 +210,7 @@ class ConductanceCallback(keras.callbacks.Callback):
         self.output = output
         self.interpolate = interpolate
         self.start_layer = start_layer
-        self._rule = path_rule(method, n_steps, tolerance, max_steps)
+        path_rule(method, n_steps, tolerance, max_steps)  # checked now, built at first use
         self.n_steps, self.method = n_steps, method
         self.tolerance, self.max_steps = tolerance, max_steps
         self.on = _check_on(on)
