@@ -52,7 +52,15 @@ if _keras.backend.backend() != "tensorflow":  # e.g. set in ~/.keras/keras.json
 from keras_conductance.adapter import Unit, list_units  # noqa: E402
 from keras_conductance.ablation import Ablator, FlipResult, ablate_until_flip, ablation_scores  # noqa: E402
 from keras_conductance.attribution import Attribution, Measures  # noqa: E402
-from keras_conductance.callbacks import ConductanceCallback  # noqa: E402
+from keras_conductance.callbacks import (  # noqa: E402
+    CSVSink,
+    ConductanceCallback,
+    LogsSink,
+    NPZSink,
+    Record,
+    Sink,
+    TensorBoardSink,
+)
 from keras_conductance.dataset_conductance import DatasetConductance, conductance_over_dataset  # noqa: E402
 from keras_conductance.explainer import Conductance  # noqa: E402
 from keras_conductance.functional import (  # noqa: E402
@@ -79,15 +87,21 @@ __version__ = "0.1.0"
 __all__ = [
     "Ablator",
     "Attribution",
+    "CSVSink",
     "Conductance",
     "ConductanceCallback",
     "DatasetConductance",
     "FlipResult",
+    "LogsSink",
     "METHODS",
     "Measures",
+    "NPZSink",
     "NeuronConductance",
+    "Record",
     "Rule",
+    "Sink",
     "Split",
+    "TensorBoardSink",
     "TokenTarget",
     "Unit",
     "ablate_until_flip",

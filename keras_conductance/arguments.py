@@ -170,6 +170,11 @@ ARGUMENTS: Dict[str, Argument] = dict([
     _a("example_names", "model", "one name per probe example, for the pictures", none=True),
     _a("summary_step", "choice", "the TensorBoard step", default="epoch",
        choices=("epoch", "iterations")),
+    _a("follow", "model", "the filters followed as TensorBoard scalars at every record: a list "
+       "of indices for every layer, or {layer: [indices]}; None: the first record's top_k",
+       none=True),
+    _a("sinks", "model", "more kc.Sink objects that receive every record", default=()),
+    _a("images", "bool", "write the record's pictures", default=True),
     _a("filename", "path", "also write the history to this .csv or .npz file", none=True),
     _a("append", "bool", "keep the rows already in filename", default=False),
     _a("name", "text", "prefix of the logs keys and TensorBoard tags", default="conductance"),
@@ -394,6 +399,8 @@ def entry_points() -> Dict[str, Any]:
                "NeuronConductance": ("__init__", "__call__"),
                "Ablator": ("__init__", "scores", "predict", "until_flip"),
                "ConductanceCallback": ("__init__",),
+               "TensorBoardSink": ("__init__",), "CSVSink": ("__init__",),
+               "NPZSink": ("__init__",), "LogsSink": ("__init__",),
                "Attribution": ("per_filter", "top_filters", "relative_delta", "delta_of"),
                "DatasetConductance": ("top_filters", "label_mean")}
     for cls, names in methods.items():

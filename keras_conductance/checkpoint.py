@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pathlib
-import tempfile
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from keras_conductance.folders import check_writable
+from keras_conductance.folders import check_writable, write_npz_atomically
 
 __all__ = ["Checkpoint", "CHECKPOINT_FILE", "weights_digest"]
 
@@ -97,17 +95,6 @@ class Checkpoint:
         if done == self.saved_at and not finished:
             return
         arrays = {f"sum/{k}": np.asarray(v) for k, v in totals.items()}
-        handle, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(handle, "wb") as f:
-                np.savez(f, fingerprint=json.dumps(self.fingerprint, sort_keys=True),
-                         done=done, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; a result file is not
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_npz_atomically(self.path, dict(
+            fingerprint=json.dumps(self.fingerprint, sort_keys=True), done=done, **arrays))
         self.saved_at = done

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import tempfile
 
-__all__ = ["check_writable"]
+import numpy as np
+
+__all__ = ["check_writable", "write_npz_atomically"]
 
 
 def check_writable(folder, argument: str, hint: str = "") -> None:
@@ -22,3 +24,23 @@ def check_writable(folder, argument: str, hint: str = "") -> None:
             f"{shown} cannot be written: {os.fspath(folder)!r} "
             f"({err.strerror or err}).{(' ' + hint) if hint else ''}"
         ) from None
+
+
+def write_npz_atomically(path, arrays: dict) -> None:
+    """Writes ``arrays`` to the ``.npz`` file ``path`` whole or not at all:
+    a temporary file beside it, flushed to disk, then renamed over it, so a
+    reader (or a run killed at any moment) sees the old file or the new one,
+    never half of one."""
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a result file is not
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -39,7 +39,7 @@ def _images_of(folder):
     for tag in acc.Tags()["tensors"]:
         for e in acc.Tensors(tag):
             value = tf.make_ndarray(e.tensor_proto)
-            if value.dtype == object:  # an image summary: width, height, PNG
+            if value.dtype == object and value.ndim == 1:  # an image: width, height, PNG
                 found.setdefault(tag, []).append((e.step, tf.io.decode_png(value[2]).numpy()))
     return found
 

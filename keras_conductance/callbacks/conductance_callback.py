@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import math
-import os
 import signal
 import threading
 import warnings
@@ -25,21 +23,19 @@ from keras_conductance.attribution import (
     filters_along,
 )
 from keras_conductance.callbacks import _images
+from keras_conductance.callbacks.csv_sink import CSVSink
+from keras_conductance.callbacks.logs_sink import LogsSink
+from keras_conductance.callbacks.npz_sink import NPZSink
+from keras_conductance.callbacks.record import Record
+from keras_conductance.callbacks.sink import Sink
+from keras_conductance.callbacks.tensorboard_sink import TensorBoardSink
 from keras_conductance.explainer import Conductance, path_rule
-from keras_conductance.folders import check_writable
 from keras_conductance.neuron import NeuronConductance
 
 __all__ = ["ConductanceCallback"]
 
 TRIGGERS = ("epoch_end", "test_end")
 HISTORY_FORMATS = (".csv", ".npz")
-CSV_HEADER = "epoch,iteration,layer,filter,conductance,abs_delta\n"
-TENSORBOARD_MISSING = (
-    "ConductanceCallback(log_dir=...) writes TensorBoard summaries, which need "
-    "the `tensorboard` package (TensorFlow no longer installs it). Install it "
-    "with `pip install keras-conductance[tensorboard]` (or `pip install "
-    "tensorboard`), or pass log_dir=None."
-)
 MATPLOTLIB_MISSING = (
     "ConductanceCallback draws its TensorBoard images (pixel-map overlays, "
     "labelled heatmaps) with matplotlib, which is not installed: it writes the "
@@ -59,13 +55,15 @@ class ConductanceCallback(keras.callbacks.Callback):
     The weights do not change between an epoch's validation run and its
     end, so each epoch is explained at most once.
 
-    Per record it keeps, for every layer, the mean over the probe set of
-    each filter's conductance ``(C,)`` and the mean completeness error
-    |sum of conductances - (F(x) - F(x'))|. It can write them to TensorBoard
-    (tags below), to a CSV or NPZ file, and adds two scalars per layer to the
-    epoch ``logs`` (so ``History`` and ``CSVLogger`` placed after it see them):
-    ``<name>_<layer>_max`` (largest filter mean) and
-    ``<name>_<layer>_abs_delta``; they are NaN in epochs skipped by ``freq``.
+    Per record it computes, once, for every layer, the mean over the probe
+    set of each filter's conductance ``(C,)`` and the mean completeness error
+    |sum of conductances - (F(x) - F(x'))|, and hands that one ``Record`` to
+    its sinks: ``TensorBoardSink`` (tags below; with ``log_dir``),
+    ``CSVSink`` or ``NPZSink`` (with ``filename``), ``LogsSink`` (always: two
+    scalars per layer in the epoch ``logs``, so ``History`` and
+    ``CSVLogger`` placed after it see them: ``<name>_<layer>_max``, the
+    largest filter mean, and ``<name>_<layer>_abs_delta``; NaN in epochs
+    skipped by ``freq``), and any ``sinks=[...]`` of your own.
 
     TensorBoard run ``<log_dir>/<name>``, with the default
     ``name="conductance"``:
@@ -73,7 +71,8 @@ class ConductanceCallback(keras.callbacks.Callback):
     | tag                              | kind      | value                             |
     |----------------------------------|-----------|-----------------------------------|
     | `conductance/<layer>`            | histogram | the C per-filter means            |
-    | `conductance/<layer>/filter_<j>` | scalar    | filter j's mean, once in a top_k  |
+    | `conductance/<layer>/filter_<j>` | scalar    | filter j's mean, if followed      |
+    | `conductance/<layer>/followed`   | text      | the followed filters, and why     |
     | `conductance/<layer>/abs_delta`  | scalar    | mean completeness error           |
     | `conductance/<layer>/heatmap`    | image     | filters x examples, blue > 0      |
     | `conductance/<layer>/pixel_maps/example_<b>` | image | Eq. 2 maps over input b |
@@ -123,7 +122,12 @@ class ConductanceCallback(keras.callbacks.Callback):
             dict ``{unit: axis}`` (others -1), e.g. -2 for attention heads
             ``(B, T, heads, head_dim)`` beside FFN neurons on -1.
         log_dir: TensorBoard log folder, or None for no TensorBoard output.
-        top_k: filters per layer to follow as scalars, per record.
+        top_k: filters per layer to follow as TensorBoard scalars: the
+            ``top_k`` largest means at the first record, then the same
+            filters at every record (no gappy curves).
+        follow: the filters to follow instead: a list of indices for every
+            layer, or a dict ``{layer: [indices]}`` (layers left out use
+            ``top_k``).
         write_images: TensorBoard images: True (pixel-map overlays for
             image inputs, the heatmap otherwise), ``"overlay"``,
             ``"heatmap"``, ``"both"``, or False for none.
@@ -149,6 +153,8 @@ class ConductanceCallback(keras.callbacks.Callback):
         batch_size: most rows (examples x path points) per compiled call.
         jit_compile: True, False or ``"auto"``.
         pre_softmax: explain the logits of a softmax/sigmoid model.
+        sinks: more ``Sink`` objects that receive every record (e.g. your
+            own, or a second ``TensorBoardSink``).
 
     Attributes:
         history: list of records, one per computation: dicts with ``epoch``
@@ -198,6 +204,8 @@ class ConductanceCallback(keras.callbacks.Callback):
         batch_size: Optional[int] = None,
         jit_compile: Union[bool, str] = "auto",
         pre_softmax: bool = False,
+        follow: Union[None, Sequence[int], Dict[str, Sequence[int]]] = None,
+        sinks: Sequence[Sink] = (),
     ):
         super().__init__()
         # Settings only: the vocabulary's checks, nothing built. What needs
@@ -232,6 +240,8 @@ class ConductanceCallback(keras.callbacks.Callback):
         self.batch_size = check("batch_size", batch_size)
         self.jit_compile = check("jit_compile", jit_compile)
         self.pre_softmax = check("pre_softmax", pre_softmax)
+        self.follow = _check_follow(follow, self.layers)
+        self.sinks = _check_sinks(sinks)
         if isinstance(target, str) and target != "label":
             raise ValueError(message(
                 "target", "None, 'label', an int, a per-example int array, or a callable",
@@ -241,10 +251,10 @@ class ConductanceCallback(keras.callbacks.Callback):
         self.explainer: Optional[Conductance] = None
         # Created on first use:
         self._probe = None
-        self._writers: Dict[str, object] = {}  # TensorBoard run -> writer
-        self._file_started = False
-        self._npz_prior: Dict[str, np.ndarray] = {}  # rows kept with append=True
-        self._tracked: Dict[str, set] = {}
+        self._sinks: Optional[List[Sink]] = None  # built-in ones first, made at first use
+        self._followed: Optional[Dict[str, List[int]]] = None  # chosen at the first record
+        self._followed_why = ""
+        self._last_record: Optional[Record] = None
         self._neuron: Dict[str, NeuronConductance] = {}  # layer -> Eq. 2 explainer
         self._neuron_model = None
         self._warned_matplotlib = False
@@ -274,7 +284,7 @@ class ConductanceCallback(keras.callbacks.Callback):
             record = self._record(epoch=-1)
             if logs is not None:
                 logs.update(self._log_values(record))
-            self._close_writer()
+            self._close_sinks()
         elif self._due(self._epoch) and self._recorded_epoch != self._epoch:
             self._record(epoch=self._epoch)  # validation inside fit
 
@@ -292,7 +302,7 @@ class ConductanceCallback(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._epoch = None
-        self._close_writer()
+        self._close_sinks()
 
     # -- checks before the first epoch ---------------------------------------
 
@@ -300,11 +310,6 @@ class ConductanceCallback(keras.callbacks.Callback):
         """Everything that can be checked before training starts is checked
         here, not after a first epoch of a long training: TensorBoard, that
         the output folders can be written, the layers and the probe set."""
-        self._check_tensorboard()
-        if self.log_dir is not None:
-            _check_writable(self.log_dir, "log_dir")
-        if self.filename is not None:
-            _check_writable(os.path.dirname(os.path.abspath(self.filename)), "filename")
         explainer = self._get_explainer()
         if isinstance(self.data, tf.data.Dataset):  # batched, with the model's structure
             explainer.adapter.check_batched(keras.utils.unpack_x_y_sample_weight(
@@ -316,26 +321,16 @@ class ConductanceCallback(keras.callbacks.Callback):
         shapes = explainer.unit_shapes(prepared)
         axes = channel_axes(self.channel_axis, self.layers)
         check_channel_axes(axes, shapes)
-        self._check_appended_npz({n: filters_along(s, a)
-                                  for (n, a), s in zip(axes.items(), shapes)})
+        filters = {n: filters_along(s, a) for (n, a), s in zip(axes.items(), shapes)}
+        for layer, chosen in (self.follow or {}).items():
+            bad = [j for j in chosen if not 0 <= j < filters[layer]]
+            if bad:
+                raise ValueError(message(
+                    "follow", f"filter indices in 0..{filters[layer] - 1} for {layer!r}",
+                    got=f"follow with {bad} for {layer!r}"))
+        for sink in self._get_sinks():
+            sink.check(filters)
         self._check_images(inputs, prepared.n)
-
-    def _check_appended_npz(self, filters: Dict[str, int]):
-        """With append=True, an existing .npz must hold as many filters per
-        unit as this run writes, or the first record would fail mid-fit."""
-        if not (self.append and self.filename and self.filename.endswith(".npz")
-                and os.path.exists(self.filename)):
-            return
-        with np.load(self.filename) as existing:
-            for n, count in filters.items():
-                key = f"conductance/{n}"
-                if key in existing.files and existing[key].shape[1:] != (count,):
-                    raise ValueError(
-                        f"`append=True`, but {self.filename} holds "
-                        f"{existing[key].shape[1]} filters per record for {n!r} and this "
-                        f"run gives {count} (another model, or another `channel_axis`?). "
-                        "Pass another `filename`, or append=False to start the file again."
-                    )
 
     def _check_images(self, inputs, n_examples: int):
         if self.example_names is not None and len(self.example_names) != n_examples:
@@ -379,8 +374,32 @@ class ConductanceCallback(keras.callbacks.Callback):
             )
         return labels
 
+    def _get_sinks(self) -> List[Sink]:
+        """The built-in sinks the settings ask for, then the user's."""
+        if self._sinks is None:
+            sinks: List[Sink] = [LogsSink(self.name)]
+            if self.log_dir is not None:
+                sinks.append(TensorBoardSink(self.log_dir, self.name, self.summary_step,
+                                             images=self.write_images is not False))
+            if self.filename is not None:
+                kind = CSVSink if self.filename.endswith(".csv") else NPZSink
+                sinks.append(kind(self.filename, self.append))
+            self._sinks = sinks + list(self.sinks)
+        return self._sinks
+
+    def _choose_followed(self, conductance: Dict[str, np.ndarray]):
+        """The filters followed over time, chosen once: the user's, else the
+        ``top_k`` largest means of the first record."""
+        if self._followed is not None:
+            return
+        given = self.follow or {}
+        self._followed = {n: list(given[n]) if n in given else
+                          [int(j) for j in np.argsort(-conductance[n], kind="stable")[:self.top_k]]
+                          for n in self.layers}
+        self._followed_why = ("chosen by `follow=`" if given else "")
+
     def _record(self, epoch: int) -> dict:
-        """Explains the probe set once and writes the record everywhere."""
+        """Explains the probe set once and hands the record to every sink."""
         inputs, labels = self._probe_set()
         try:
             attr = self._get_explainer()(
@@ -388,43 +407,50 @@ class ConductanceCallback(keras.callbacks.Callback):
             )
             axes = channel_axes(self.channel_axis, self.layers)
             per_filter = {n: attr.per_filter(n, axes[n]) for n in self.layers}  # (B, C)
-            record = {
-                "epoch": epoch,
-                "iteration": self._iteration(),
-                "conductance": {n: values.mean(axis=0) for n, values in per_filter.items()},
-                "abs_delta": {n: float(np.abs(attr.delta[n]).mean()) for n in self.layers},
-            }
+            conductance = {n: values.mean(axis=0) for n, values in per_filter.items()}
+            first = self._followed is None
+            self._choose_followed(conductance)
+            record = Record(
+                epoch=epoch, iteration=self._iteration(), conductance=conductance,
+                abs_delta={n: float(np.abs(attr.delta[n]).mean()) for n in self.layers},
+                followed=self._followed, last_epoch=self._last_epoch, attribution=attr)
+            if first and not self._followed_why:
+                self._followed_why = f"the top {self.top_k} at the first record, {record.when}"
+            record.followed_why = self._followed_why
             # Drawn before the writes below, which hold Ctrl-C back.
-            pictures = self._pictures(record, attr, per_filter, inputs)
+            record.pictures = self._pictures(record, attr, per_filter, inputs)
         except BaseException:
             # What was written so far stays: files are written whole per
             # record; the TensorBoard writer is flushed and closed.
-            self._close_writer()
+            self._close_sinks()
             raise
-        self.history.append(record)
+        entry = record.history_entry()
+        self.history.append(entry)
         self.last_attribution = attr
         if epoch >= 0:
             self._recorded_epoch = epoch
         with _interrupts_deferred():
-            self._write_file(record)
-            self._write_summaries(record, pictures)
-        return record
+            for sink in self._get_sinks():
+                sink.write(record)
+        self._last_record = record
+        return entry
 
     def _iteration(self) -> int:
         optimizer = getattr(self.model, "optimizer", None)
         iterations = getattr(optimizer, "iterations", None)
         return 0 if iterations is None else int(keras.ops.convert_to_numpy(iterations))
 
-    def _log_values(self, record: Optional[dict]) -> Dict[str, float]:
+    def _log_values(self, entry: Optional[dict]) -> Dict[str, float]:
+        """What the sinks add to Keras' ``logs`` for this epoch's record."""
+        record = self._last_record if entry is not None else None
         values = {}
-        for n in self.layers:
-            values[f"{self.name}_{n}_max"] = (
-                float(record["conductance"][n].max()) if record else math.nan
-            )
-            values[f"{self.name}_{n}_abs_delta"] = (
-                record["abs_delta"][n] if record else math.nan
-            )
+        for sink in self._get_sinks():
+            values.update(sink.logs(record))
         return values
+
+    def _close_sinks(self):
+        for sink in self._sinks or []:
+            sink.close()
 
     def history_array(self, layer: str) -> np.ndarray:
         """``(records, C)`` per-filter mean conductance of ``layer`` over time."""
@@ -433,57 +459,11 @@ class ConductanceCallback(keras.callbacks.Callback):
         return np.stack([r["conductance"][layer] for r in self.history]) if self.history \
             else np.zeros((0, 0), np.float32)
 
-    # -- TensorBoard -------------------------------------------------------------
-
-    def _check_tensorboard(self):
-        # Checked when training starts rather than after the first epoch.
-        if self.log_dir is not None and importlib.util.find_spec("tensorboard") is None:
-            raise ImportError(TENSORBOARD_MISSING)
-
-    def _summary_step(self, record: dict) -> int:
-        if self.summary_step == "iterations":
-            return record["iteration"]
-        return record["epoch"] if record["epoch"] >= 0 else max(self._last_epoch, 0)
-
-    def _write_summaries(self, record: dict, pictures: List[Tuple[str, np.ndarray]]):
-        if self.log_dir is None:
-            return
-        # evaluate() outside fit writes its own run, ``<name>_evaluation``:
-        # after fit it sees the weights of the last epoch, whose step the
-        # training run already holds (as Keras' validation run beside train).
-        run = self.name if record["epoch"] >= 0 else f"{self.name}_evaluation"
-        writer = self._writers.get(run)
-        if writer is None:
-            self._check_tensorboard()
-            writer = tf.summary.create_file_writer(os.path.join(self.log_dir, run))
-            self._writers[run] = writer
-        step = self._summary_step(record)
-        with writer.as_default():
-            tf.summary.scalar(f"{self.name}/iteration", record["iteration"], step=step)
-            for n in self.layers:
-                means = record["conductance"][n]
-                tag = f"{self.name}/{n}"
-                tf.summary.histogram(tag, means, step=step)
-                tracked = self._tracked.setdefault(n, set())
-                tracked.update(int(j) for j in np.argsort(-means, kind="stable")[: self.top_k])
-                for j in sorted(tracked):
-                    tf.summary.scalar(f"{tag}/filter_{j}", means[j], step=step)
-                tf.summary.scalar(f"{tag}/abs_delta", record["abs_delta"][n], step=step)
-            for tag, picture in pictures:
-                tf.summary.image(tag, picture[None], step=step)
-        # Flushed per record: an interrupted fit leaves complete event files.
-        writer.flush()
-
-    def _close_writer(self):
-        for writer in self._writers.values():
-            writer.close()
-        self._writers = {}
-
     # -- TensorBoard images ----------------------------------------------------
 
     def _image_kinds(self, inputs) -> Tuple[str, ...]:
         """The pictures of this probe set: none, ``"heatmap"``, ``"overlay"``."""
-        if self.log_dir is None or self.write_images is False:
+        if self.write_images is False or not any(s.wants_images for s in self._get_sinks()):
             return ()
         # Pixel maps need a gradient to the pixels: one image input on the path.
         image = self.start_layer is None and _images.is_image(inputs)
@@ -507,17 +487,17 @@ class ConductanceCallback(keras.callbacks.Callback):
             self._warned_matplotlib = True
         return False
 
-    def _pictures(self, record: dict, attr: Attribution, per_filter: Dict[str, np.ndarray],
+    def _pictures(self, record: Record, attr: Attribution, per_filter: Dict[str, np.ndarray],
                   inputs) -> List[Tuple[str, np.ndarray]]:
         """``(tag, (H, W, 3) uint8)`` images of this record, if it gets any."""
         kinds = self._image_kinds(inputs)
-        epoch = record["epoch"]
+        epoch = record.epoch
         if not kinds or (epoch >= 0 and (epoch + 1) % self.image_freq):
             return []
         if not self._can_draw():
             return [(f"{self.name}/{n}/heatmap", _images.plain_heatmap(per_filter[n]))
                     for n in self.layers]
-        when = _when(record)
+        when = record.when
         pictures = []
         for n in self.layers:
             if "heatmap" in kinds:
@@ -573,58 +553,37 @@ class ConductanceCallback(keras.callbacks.Callback):
                 channel_axis=channel_axes(self.channel_axis, self.layers)[layer])
         return self._neuron[layer]
 
-    # -- history file --------------------------------------------------------
-
-    def _write_file(self, record: dict):
-        if self.filename is None:
-            return
-        folder = os.path.dirname(self.filename)
-        if folder and not self._file_started:
-            os.makedirs(folder, exist_ok=True)  # as TensorBoard does for log_dir
-        if self.filename.endswith(".csv"):
-            self._append_csv(record)
-        else:
-            self._rewrite_npz()
-        self._file_started = True
-
-    def _append_csv(self, record: dict):
-        fresh = not self._file_started and not self.append
-        exists = os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
-        lines = [] if exists and not fresh else [CSV_HEADER]
-        for n in self.layers:
-            delta = record["abs_delta"][n]
-            for j, value in enumerate(record["conductance"][n]):
-                lines.append(
-                    f"{record['epoch']},{record['iteration']},{_csv_field(n)},{j},"
-                    f"{value:.9g},{delta:.9g}\n"
-                )
-        # One write per record, then flush and fsync: earlier rows are never
-        # touched, and a crash leaves whole records.
-        with open(self.filename, "w" if fresh else "a", encoding="utf-8") as f:
-            f.write("".join(lines))
-            f.flush()
-            os.fsync(f.fileno())
-
-    def _rewrite_npz(self):
-        if not self._file_started and self.append and os.path.exists(self.filename):
-            with np.load(self.filename) as existing:
-                self._npz_prior = {k: existing[k] for k in existing.files}
-        arrays = _npz_arrays(self.history, self.layers, self._npz_prior)
-        # Written beside the target and renamed over it: readers see the old
-        # file or the new one, never half of one.
-        tmp = f"{self.filename}.tmp.npz"
-        np.savez(tmp, **arrays)
-        os.replace(tmp, self.filename)
-
-
 # -- helpers ---------------------------------------------------------------------
 
 
-def _check_writable(folder: str, argument: str):
-    hint = ("Pass a folder you can write to, or log_dir=None for no TensorBoard output."
-            if argument == "log_dir" else
-            "Pass a folder you can write to, or filename=None for no history file.")
-    check_writable(folder, argument, hint)
+def _check_follow(follow, layers: List[str]) -> Optional[Dict[str, List[int]]]:
+    """``follow``: None, indices for every layer, or ``{layer: indices}``."""
+    if follow is None:
+        return None
+    valid = "None, a list of filter indices, or a dict {layer: [indices]}"
+    given = follow if isinstance(follow, dict) else {n: follow for n in layers}
+    unknown = [n for n in given if n not in layers]
+    if unknown:
+        raise ValueError(message("follow", valid + f" of the layers {layers}", follow))
+    out = {}
+    for n, chosen in given.items():
+        if isinstance(chosen, (str, bytes)) or not hasattr(chosen, "__iter__"):
+            raise TypeError(message("follow", valid, follow))
+        chosen = list(chosen)
+        if not chosen or not all(isinstance(j, (int, np.integer)) and not isinstance(j, bool)
+                                 for j in chosen):
+            raise TypeError(message("follow", valid, follow))
+        out[n] = [int(j) for j in chosen]
+    return out
+
+
+def _check_sinks(sinks) -> List[Sink]:
+    sinks = list(sinks) if isinstance(sinks, (list, tuple)) else [sinks]
+    bad = [s for s in sinks if not isinstance(s, Sink)]
+    if bad:
+        raise TypeError(message("sinks", "a list of kc.Sink objects (e.g. kc.CSVSink(...))",
+                                got=f"sinks holding {bad!r}"))
+    return sinks
 
 
 def _check_names(names) -> Optional[List[str]]:
@@ -651,10 +610,6 @@ def _check_filename(filename) -> str:
             "filename", f"a path ending in one of {list(HISTORY_FORMATS)} (the history format)",
             filename))
     return filename
-
-
-def _csv_field(text: str) -> str:
-    return f'"{text}"' if any(c in text for c in ',"\n') else text
 
 
 def _as_numpy(structure):
@@ -695,30 +650,6 @@ def _label_ids(labels: np.ndarray) -> np.ndarray:
     if labels.ndim >= 2 and labels.shape[-1] > 1:
         return labels.reshape(labels.shape[0], -1).argmax(axis=1).astype(np.int32)
     return np.rint(labels.reshape(-1)).astype(np.int32)
-
-
-def _npz_arrays(history: List[dict], layers: List[str], prior: dict) -> dict:
-    def joined(key, new):
-        return np.concatenate([prior[key], new]) if key in prior else new
-
-    arrays = {
-        "epoch": joined("epoch", np.array([r["epoch"] for r in history], np.int64)),
-        "iteration": joined("iteration", np.array([r["iteration"] for r in history], np.int64)),
-        "layers": np.array(layers),
-    }
-    for n in layers:
-        arrays[f"conductance/{n}"] = joined(
-            f"conductance/{n}", np.stack([r["conductance"][n] for r in history])
-        )
-        arrays[f"abs_delta/{n}"] = joined(
-            f"abs_delta/{n}", np.array([r["abs_delta"][n] for r in history], np.float32)
-        )
-    return arrays
-
-
-def _when(record: dict) -> str:
-    moment = f"epoch {record['epoch']}" if record["epoch"] >= 0 else "evaluate"
-    return f"{moment} \u00b7 iteration {record['iteration']}"
 
 
 def _describe(inputs) -> str:
