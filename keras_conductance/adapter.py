@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 from typing import List, Optional, Sequence, Union
 
 import keras
@@ -563,10 +564,9 @@ class ModelAdapter:
         range is an error on CPU but a silent row of zeros on a GPU."""
         if x.dtype.kind not in "iuf" or x.size == 0:
             return
-        for emb in self._embeddings_of(index):
-            vocab = int(emb.input_dim)
+        for name, vocab in self.token_vocabularies[index]:
             valid = (f"integral token ids in 0..{vocab - 1} (they feed the Embedding "
-                     f"{emb.name!r} of {vocab} rows)")
+                     f"{name!r} of {vocab} rows)")
             if x.dtype.kind == "f" and np.any(x != np.round(x)):
                 first = tuple(int(i) for i in np.argwhere(x != np.round(x))[0])
                 raise ValueError(message(label, valid, got=f"{label} with the fractional "
@@ -582,13 +582,20 @@ class ModelAdapter:
         that feed an Embedding are fractional or outside its rows (float32)."""
         count = tf.constant(0.0)
         for i, x in enumerate(arrays):
-            for emb in self._embeddings_of(i):
+            for _, vocab in self.token_vocabularies[i]:
                 if not (x.dtype.is_floating or x.dtype.is_integer):
                     continue
                 v = tf.cast(x, tf.float64)
-                bad = tf.not_equal(v, tf.round(v)) | (v < 0) | (v >= float(emb.input_dim))
+                bad = tf.not_equal(v, tf.round(v)) | (v < 0) | (v >= float(vocab))
                 count += tf.reduce_sum(tf.cast(bad, tf.float32))
         return count
+
+    @functools.cached_property
+    def token_vocabularies(self) -> List[List[tuple]]:
+        """Per model input, ``(name, rows)`` of each Embedding that looks it
+        up; found once, from the graph (never inside a traced step)."""
+        return [[(e.name, int(e.input_dim)) for e in self._embeddings_of(i)]
+                for i in range(len(self.graph.inputs))]
 
     def _embeddings_of(self, index: int) -> list:
         """The Embedding layers that look up model input ``index``: its

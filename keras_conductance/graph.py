@@ -17,6 +17,8 @@ from typing import Dict, List, Optional, Sequence
 
 import keras
 
+from keras_conductance.cache import cached
+
 __all__ = ["CALL_SEPARATOR", "LayerGraph", "layer_graph", "producer", "require_functional",
            "sub_model", "sublayers"]
 
@@ -653,26 +655,23 @@ def layer_graph(model: keras.Model) -> LayerGraph:
         ValueError: a Sequential model without a known input shape, or a
             subclassed model that was never called.
     """
-    cached = getattr(model, "_kc_layer_graph", None)
-    if cached is not None:
-        return cached
+    # Kept with the model's other cached objects: ``kc.clear_cache()``
+    # drops it too.
+    return cached(model, "layer_graph", (), lambda: _build_graph(model))
+
+
+def _build_graph(model: keras.Model) -> LayerGraph:
     if _is_subclassed(model):
         wrapper = _wrap_subclassed(model)
         tensors, order = _node_names(wrapper)
         names = (_struct_names(wrapper._inputs_struct, wrapper.inputs),
                  _struct_names(wrapper._outputs_struct, wrapper.outputs))
-        graph = LayerGraph(wrapper, tensors, order, *names, root=model)
-        object.__setattr__(model, "_kc_layer_graph", graph)
-        return graph
+        return LayerGraph(wrapper, tensors, order, *names, root=model)
     functional = require_functional(model)
     names = (_struct_names(functional._inputs_struct, functional.inputs),
              _struct_names(functional._outputs_struct, functional.outputs))
     if _has_nested_models(functional):
         flat, tensors, order = _flatten(model)
-        graph = LayerGraph(flat, tensors, order, *names)
-    else:
-        tensors, order = _node_names(functional)
-        graph = LayerGraph(functional, tensors, order, *names)
-    # Cache without making Keras track the object as a sub-layer/state.
-    object.__setattr__(model, "_kc_layer_graph", graph)
-    return graph
+        return LayerGraph(flat, tensors, order, *names)
+    tensors, order = _node_names(functional)
+    return LayerGraph(functional, tensors, order, *names)

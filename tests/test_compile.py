@@ -98,3 +98,16 @@ def test_several_models_in_a_loop_do_not_warn_about_retracing(rng):
             and ("PathEngine" in r.getMessage() or "Ablator" in r.getMessage())]
     assert ours == []
     assert any("<lambda>" in r.getMessage() and "retracing" in r.getMessage() for r in records)
+
+
+def test_clear_cache_drops_the_layer_graph_too():
+    """The graph of a model is kept with its other cached objects, so
+    ``clear_cache()`` frees it (it held the flattened sub-models)."""
+    from keras_conductance.graph import layer_graph
+    from models import small_convnet
+
+    model = small_convnet()
+    graph = layer_graph(model)
+    assert layer_graph(model) is graph
+    functional.clear_cache()
+    assert layer_graph(model) is not graph
