@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from typing import List, Optional, Sequence, Union
 
@@ -339,7 +341,7 @@ class Conductance:
         if key in self._warned:
             return
         self._warned.add(key)
-        warnings.warn(message, stacklevel=4)
+        warnings.warn(message, stacklevel=_user_stacklevel())
 
     def _warn(self, sums: PathSums, method, n_steps, tolerance, singular: bool = False):
         warn_if_unchanged(_at_input(sums.path_scores), sums.path_scores[:, 0])
@@ -387,6 +389,18 @@ class Conductance:
             )
 
 
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside
+    this package (the user's call), whichever entry point led here."""
+    frame, level = sys._getframe(2), 2  # the frame that calls warnings.warn is 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
 def _at_input(path_scores: np.ndarray) -> np.ndarray:
     """``(B,)`` F(x): each row's last point (rows of the adaptive rule are
     NaN-padded after it)."""
@@ -416,8 +430,9 @@ def unchanged_message(count: int, total: int) -> str:
             "and their attributions are zero. Is the baseline equal to the input?")
 
 
-def warn_if_unchanged(f1: np.ndarray, f0: np.ndarray, stacklevel: int = 5):
-    """Warns when F(x) = F(x') exactly for some examples."""
+def warn_if_unchanged(f1: np.ndarray, f0: np.ndarray):
+    """Warns when F(x) = F(x') exactly for some examples (at the user's call)."""
     same = np.asarray(f1) == np.asarray(f0)
     if same.any():
-        warnings.warn(unchanged_message(int(same.sum()), same.size), stacklevel=stacklevel)
+        warnings.warn(unchanged_message(int(same.sum()), same.size),
+                      stacklevel=_user_stacklevel())

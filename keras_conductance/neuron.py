@@ -315,7 +315,7 @@ class NeuronConductance:
             moved = self._moved(prep)
             mode = "forward" if len(prep.xs) == 1 and \
                 moved.sum(axis=1).max() <= filt.shape[1] else "reverse"
-        warn_if_unchanged(f1, f0, stacklevel=4)
+        warn_if_unchanged(f1, f0)
         work = _Work(self, prep, target_idx, target_fn, filt, mode)
         if tolerance is None:
             weights = point_weights(rule)
