@@ -2,8 +2,9 @@
 
 Usage: python .ci/check_dist.py DIST_DIR
 
-The wheel must hold every module git tracks under keras_conductance/ and
-nothing else but its metadata: no data, photos or weights (the staged data's
+The wheel must hold every module git tracks under keras_conductance/, the
+command's launcher (keras_conductance_cli.py) and nothing else but its
+metadata: no paper studies (studies/ is its own package), no data, photos or weights (the staged data's
 photos must never ship, see ../shared/data/README.md). The sdist holds the
 same modules plus the project's metadata files.
 """
@@ -16,6 +17,7 @@ import zipfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SDIST_EXTRA = {"PKG-INFO", "README.md", "setup.cfg", "pyproject.toml", "MANIFEST.in"}
+LAUNCHER = "keras_conductance_cli.py"
 
 
 def tracked_modules():
@@ -28,7 +30,10 @@ def check_wheel(path: pathlib.Path, modules):
     names = [n for n in zipfile.ZipFile(path).namelist() if not n.endswith("/")]
     package = {n for n in names if n.startswith("keras_conductance/")}
     metadata = {n for n in names if n.split("/")[0].endswith(".dist-info")}
-    problems = [f"not a package module or metadata: {n}" for n in set(names) - package - metadata]
+    problems = [f"not a package module or metadata: {n}"
+                for n in set(names) - package - metadata - {LAUNCHER}]
+    problems += [f"the studies must not ship: {n}" for n in names if "studies" in n]
+    problems += [] if LAUNCHER in names else [f"missing from the wheel: {LAUNCHER}"]
     problems += [f"not a Python module: {n}" for n in package if not n.endswith(".py")]
     problems += [f"missing from the wheel: {m}" for m in sorted(modules - package)]
     return problems
@@ -40,7 +45,7 @@ def check_sdist(path: pathlib.Path, modules):
     package = {n for n in names if n.startswith("keras_conductance/")}
     egg_info = {n for n in names if n.startswith("keras_conductance.egg-info/")}
     problems = [f"unexpected in the sdist: {n}"
-                for n in set(names) - package - egg_info - SDIST_EXTRA]
+                for n in set(names) - package - egg_info - SDIST_EXTRA - {LAUNCHER}]
     problems += [f"not a Python module: {n}" for n in package if not n.endswith(".py")]
     problems += [f"missing from the sdist: {m}" for m in sorted(modules - package)]
     return problems

@@ -75,7 +75,7 @@ def _median_times(fns, rounds):
 def _models():
     import keras
 
-    from keras_conductance.studies.sentiment_cnn import build_sentiment_cnn
+    from conductance_studies.sentiment_cnn import build_sentiment_cnn
 
     keras.utils.set_random_seed(0)
     text = build_sentiment_cnn(15000)

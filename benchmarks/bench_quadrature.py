@@ -42,7 +42,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def photos(count: int, data_dir: str):
     import numpy as np
 
-    from keras_conductance.datasets.imagenet import load_imagenet_classes
+    from conductance_studies.datasets.imagenet import load_imagenet_classes
 
     wnids = sorted(os.listdir(os.path.join(data_dir, "imagenet", "val50")))
     per_class = -(-count // len(wnids))

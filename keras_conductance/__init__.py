@@ -6,29 +6,6 @@ the paper's comparison measures, for TensorFlow 2 / Keras 3 models.
 """
 
 import os as _os
-import sys as _sys
-import time as _time
-
-# When this process started, near enough: the command line's "Done in N s"
-# counts from here, so the seconds spent importing TensorFlow are included.
-_IMPORT_STARTED = _time.time()
-
-
-def _is_command_line() -> bool:
-    """True in the ``keras-conductance`` command (script or ``python -m``)."""
-    script = _os.path.basename(_sys.argv[0] if _sys.argv else "")
-    argv = list(getattr(_sys, "orig_argv", _sys.argv))
-    run_as_module = any(a == "-m" and b in ("keras_conductance", "keras_conductance.cli")
-                        for a, b in zip(argv, argv[1:]))
-    return script.startswith("keras-conductance") or run_as_module
-
-
-# TensorFlow's C++ start-up lines ("failed call to cuInit" on every machine
-# without a GPU) read as errors to a command-line user. They must be silenced
-# before TensorFlow is imported, which is here; library users keep their own
-# logging, and a TF_CPP_MIN_LOG_LEVEL the user set wins.
-if _is_command_line():
-    _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # Everything here is TensorFlow (tapes, tf.function, tf.distribute): refuse
 # other Keras backends at once, before Keras itself fails on a missing jax.
@@ -72,6 +49,7 @@ from keras_conductance.functional import (  # noqa: E402
     measures,
 )
 from keras_conductance.neuron import NeuronConductance, neuron_conductance  # noqa: E402
+from keras_conductance.pixels import PixelMaps, pixel_maps  # noqa: E402
 from keras_conductance.quadrature import METHODS, Rule, make_rule  # noqa: E402
 from keras_conductance.split import Split, split_model  # noqa: E402
 from keras_conductance.targets import strip_softmax  # noqa: E402
@@ -97,6 +75,7 @@ __all__ = [
     "Measures",
     "NPZSink",
     "NeuronConductance",
+    "PixelMaps",
     "Record",
     "Rule",
     "Sink",
@@ -119,6 +98,7 @@ __all__ = [
     "measures",
     "neuron_conductance",
     "next_token",
+    "pixel_maps",
     "split_model",
     "strip_softmax",
 ]

@@ -167,7 +167,9 @@ ARGUMENTS: Dict[str, Argument] = dict([
     _count("image_examples", "probe examples that get an overlay", default=4),
     _count("image_filters", "filters per overlay", default=3),
     _steps("image_n_steps", "integration steps of the overlays' pixel maps", 16),
-    _a("example_names", "model", "one name per probe example, for the pictures", none=True),
+    _a("example_names", "model", "one name (a string) per example, for the pictures", none=True),
+    _a("pixels", "model", "(B, H, W, 3) uint8 images shown under the maps; None: the inputs "
+       "rescaled to 0..255", none=True),
     _a("summary_step", "choice", "the TensorBoard step", default="epoch",
        choices=("epoch", "iterations")),
     _a("follow", "model", "the filters followed as TensorBoard scalars at every record: a list "
@@ -369,6 +371,20 @@ def check_indices(label: str, indices, n_examples: int, n_filters: int, unit: st
     return np.ascontiguousarray(np.broadcast_to(f, (n_examples, f.shape[-1])), np.int32)
 
 
+def check_names(label: str, names, n_examples: Optional[int] = None) -> Optional[List[str]]:
+    """One name per example (``example_names``), as a list of strings; its
+    length is checked when ``n_examples`` is known."""
+    if names is None:
+        return None
+    if isinstance(names, str) or not isinstance(names, (list, tuple, np.ndarray)) or \
+            not all(isinstance(n, str) for n in names):
+        raise TypeError(message(label, "a sequence of strings, one per example, or None", names))
+    if n_examples is not None and len(names) != n_examples:
+        raise ValueError(message(label, f"a sequence of {n_examples} strings, one per example",
+                                 got=f"{len(names)} names"))
+    return list(names)
+
+
 def check_labels_dtype(dtype, label: str, what: str = "the labels") -> None:
     """Labels are class ids (ints, or floats 0./1.) or one-hot rows: a
     string label has no class index (map it to ids first)."""
@@ -392,7 +408,7 @@ def entry_points() -> Dict[str, Any]:
 
     points = {n: getattr(kc, n) for n in (
         "conductance", "measures", "internal_influence", "gradient_x_activation", "activation",
-        "neuron_conductance", "ablation_scores", "ablate_until_flip",
+        "neuron_conductance", "pixel_maps", "ablation_scores", "ablate_until_flip",
         "conductance_over_dataset", "split_model", "list_units", "next_token",
         "logit_difference", "continuation", "strip_softmax", "make_rule")}
     methods = {"Conductance": ("__init__", "explain", "__call__", "endpoints"),

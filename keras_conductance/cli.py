@@ -10,20 +10,12 @@ from typing import Optional, Sequence
 __all__ = ["main"]
 
 
-def _process_started() -> float:
-    """When this process began, as near as can be known: the package
-    records the time before it imports TensorFlow (seconds of the run)."""
-    import keras_conductance
-
-    return getattr(keras_conductance, "_IMPORT_STARTED", time.time())
-
-
 def _demo(args) -> int:
     from keras_conductance.demo import run_demo
 
     _check_out_folder(args.out)  # before the training, not after it
     run_demo(args.out, epochs=args.epochs, verbose=0 if args.quiet else 1,
-             started=_process_started())
+             started=args.started)
     return 0
 
 
@@ -84,11 +76,9 @@ def _checks(model, inputs, baselines, measures, images, names, start, args):
     figures = []
     shown = slice(0, min(MAPS_SHOWN, len(names)))
     if images is not None:
-        from keras_conductance.studies import pixel_maps
-
-        maps = pixel_maps(model, inputs[shown], layer, top[shown],
-                          np.take_along_axis(cond.per_filter(layer, axis), top, 1)[shown],
-                          pixels=(255 * images[shown]).astype("uint8"), titles=names[shown],
+        maps = kc.pixel_maps(model, inputs[shown], layer, top[shown],
+                             pixels=(255 * images[shown]).astype("uint8"),
+                             example_names=names[shown],
                           target=None if target is None else target[shown],
                           output=args.output, pre_softmax=args.pre_softmax,
                           n_steps=args.n_steps, channel_axis=axis)
@@ -303,7 +293,7 @@ def _report(args) -> int:
         info["files"] = [str(f) for f in files]
         print(json.dumps(info, indent=1))
     else:
-        say(f"Wrote {len(files)} files in {time.time() - _process_started():.0f} s; "
+        say(f"Wrote {len(files)} files in {time.time() - args.started:.0f} s; "
             f"open {files[-1].resolve()}")
     return 0
 
@@ -422,11 +412,18 @@ def _class_index(text: str) -> int:
         ) from None
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Runs the command line; returns the exit status."""
+def main(argv: Optional[Sequence[str]] = None, started: Optional[float] = None) -> int:
+    """Runs the command line; returns the exit status.
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``).
+        started: the ``time.time()`` that "Done in N s" counts from (the
+            launcher's, taken before TensorFlow was imported; default: now).
+    """
     from keras_conductance.loading import LoadError
 
     args = build_parser().parse_args(argv)
+    args.started = time.time() if started is None else started
     errors = _checked_flags(args)
     for line in errors:
         print(f"keras-conductance: error: {' '.join(line.split())}", file=sys.stderr)

@@ -10,6 +10,8 @@ from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
+from keras_conductance.plotting import pyplot
+
 __all__ = ["figures", "MAX_EXAMPLES_SHOWN", "MAX_HEATMAP_ROWS"]
 
 MAX_EXAMPLES_SHOWN = 12  # images with their top filters (the tables show all)
@@ -22,18 +24,9 @@ def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def heatmap(per_filter: np.ndarray, layer: str, names: Sequence[str], unit: str):
     """Examples x filters, RdBu symmetric about zero, rows named by example."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = min(len(per_filter), MAX_HEATMAP_ROWS)
     values = per_filter[:rows]
     fig, ax = plt.subplots(figsize=(10.5, 1.4 + 0.26 * rows))
@@ -58,7 +51,7 @@ def heatmap(per_filter: np.ndarray, layer: str, names: Sequence[str], unit: str)
 def top_filters(per_filter: np.ndarray, layer: str, images: np.ndarray,
                 captions: Sequence[str], unit: str, k: int = 5):
     """Each image above a bar chart of its top-``k`` filters' conductance."""
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     n = min(len(per_filter), MAX_EXAMPLES_SHOWN)

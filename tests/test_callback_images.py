@@ -216,7 +216,7 @@ def test_image_settings_are_validated(images, tmp_path):
          r"write_images='overlay' draws Eq. 2 pixel maps over image inputs .* "
          r"\(2, 8, 8, 2\)\. Valid values for it: True, False, 'heatmap'"),
         (ConductanceCallback(x[:2, ..., :2], "conv2", example_names=["a"]),
-         "`example_names` must name each of the 2 probe examples. Received 1 names."),
+         r"`example_names` must be a sequence of 2 strings, one per example. Received: 1 names."),
     ]:
         with pytest.raises(ValueError, match=message):
             model.fit(x[..., :2], y, epochs=1, callbacks=[cb], verbose=0)

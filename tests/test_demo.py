@@ -22,7 +22,7 @@ def demo_run(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     began = time.time()
     proc = subprocess.run(
-        [sys.executable, "-m", "keras_conductance.cli", "demo", "--out", str(out)],
+        [sys.executable, "-m", "keras_conductance_cli", "demo", "--out", str(out)],
         capture_output=True, text=True, timeout=300, env=env,
     )
     return proc, time.time() - began, out

@@ -70,7 +70,7 @@ def test_notebook_runs(path, shared_data, monkeypatch, tmp_path):
 
 def check_quick_studies(out: pathlib.Path, outputs):
     """Notebook 04 runs every study at the QUICK settings, as
-    ``python -m keras_conductance.studies all --quick`` does: its results."""
+    ``python -m conductance_studies all --quick`` does: its results."""
     printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert printed.count("[sentiment 7/7]") == 2  # sentences, then phrases
     assert "[imagenet 6/6] done" in printed and "[table1 3/3]" in printed

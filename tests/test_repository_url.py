@@ -109,7 +109,25 @@ def test_every_pip_install_line_installs_what_exists():
             assert not unknown, f"{name}: `pip install {line}` names unknown extras {unknown}"
         # The package by name from the index: not published there.
         # (A name inside a URL, after "/", is the repository, not a requirement.)
-        for word in re.findall(r"(?<![/\w.-])(keras[-_]conductance(?:\[[\w,-]+\])?)(['\"]?\s*@)?", line):
+        for word in re.findall(r"(?<![/\w.-])(keras[-_]conductance(?:-studies)?(?:\[[\w,-]+\])?)"
+                               r"(['\"]?\s*@)?", line):
             assert word[1], (f"{name}: `pip install {line}` installs keras-conductance from "
                              "the package index, where it is not published; install from a "
                              "clone (pip install -e .) or from the repository (@ git+URL)")
+
+
+STUDIES_URL = re.compile(r'"keras-conductance-studies @ git\+(\S+?)#subdirectory=studies"')
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_using_the_studies_install_them(path):
+    """The studies are their own package (``studies/``): a notebook that
+    imports them installs it, from the repository's ``studies`` folder."""
+    cells = json.loads(path.read_text())["cells"]
+    code = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    found = STUDIES_URL.findall("".join(cells[1]["source"]))
+    if "conductance_studies" in code.replace("".join(cells[1]["source"]), ""):
+        assert found == [repository_url()], f"{path.name}: no studies install in its cell 1"
+        assert (ROOT / "studies" / "pyproject.toml").is_file()
+    else:
+        assert not found, f"{path.name} installs the studies but does not use them"

@@ -64,6 +64,8 @@ CALLS = {
                               dict(inputs=X)),
     "neuron_conductance": (kc.neuron_conductance,
                            dict(model=MODEL, inputs=X, layer="conv2", filters=[0], n_steps=4)),
+    "pixel_maps": (kc.pixel_maps,
+                   dict(model=MODEL, inputs=X, layer="conv2", filters=[0], n_steps=4)),
     "NeuronConductance": (kc.NeuronConductance, dict(model=MODEL, layer="conv2")),
     "NeuronConductance.__call__": (
         lambda **kw: kc.NeuronConductance(MODEL, "conv2")(**kw),
@@ -184,6 +186,8 @@ MODEL_CASES = {
     "strategy": [("mirrored", TypeError, "Received: strategy='mirrored'")],
     "on": [("train_end", ValueError, "Received: on='train_end'")],
     "example_names": [([1, 2], TypeError, "Received: example_names=[1, 2]")],
+    "pixels": [(np.zeros((2, 8, 8, 2), "uint8"), ValueError, "Received: pixels of shape (2, 8, 8, 2)"),
+               (np.full((2, 8, 8, 3), "a"), TypeError, "Received: pixels of dtype <U1")],
     "follow": [([0.5], TypeError, "Received: follow=[0.5]"),
                ({"conv9": [0]}, ValueError, "Received: follow={'conv9': [0]}"),
                ([9], ValueError, "follow with [9] for 'conv2'")],

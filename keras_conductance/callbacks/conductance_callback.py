@@ -15,7 +15,7 @@ import tensorflow as tf
 from numpy.typing import ArrayLike
 
 from keras_conductance.adapter import as_names
-from keras_conductance.arguments import check, check_labels_dtype, message
+from keras_conductance.arguments import check, check_labels_dtype, check_names, message
 from keras_conductance.attribution import (
     Attribution,
     channel_axes,
@@ -232,7 +232,7 @@ class ConductanceCallback(keras.callbacks.Callback):
         self.image_examples = check("image_examples", image_examples)
         self.image_filters = check("image_filters", image_filters)
         self.image_n_steps = check("image_n_steps", image_n_steps)
-        self.example_names = _check_names(example_names)
+        self.example_names = check_names("example_names", example_names)
         self.summary_step = check("summary_step", summary_step)
         self.filename = None if filename is None else _check_filename(filename)
         self.append = check("append", append)
@@ -333,11 +333,7 @@ class ConductanceCallback(keras.callbacks.Callback):
         self._check_images(inputs, prepared.n)
 
     def _check_images(self, inputs, n_examples: int):
-        if self.example_names is not None and len(self.example_names) != n_examples:
-            raise ValueError(
-                f"`example_names` must name each of the {n_examples} probe examples. "
-                f"Received {len(self.example_names)} names."
-            )
+        check_names("example_names", self.example_names, n_examples)
         kinds = self._image_kinds(inputs)  # overlays asked of non-images fail here
         if "overlay" in kinds and self._can_draw():
             for n in self.layers:
@@ -584,16 +580,6 @@ def _check_sinks(sinks) -> List[Sink]:
         raise TypeError(message("sinks", "a list of kc.Sink objects (e.g. kc.CSVSink(...))",
                                 got=f"sinks holding {bad!r}"))
     return sinks
-
-
-def _check_names(names) -> Optional[List[str]]:
-    if names is None:
-        return None
-    if isinstance(names, str) or not isinstance(names, (list, tuple, np.ndarray)) or \
-            not all(isinstance(n, str) for n in names):
-        raise TypeError(message("example_names",
-                                "a sequence of strings, one per probe example, or None", names))
-    return list(names)
 
 
 def _check_on(on) -> tuple:

@@ -13,8 +13,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from keras_conductance.datasets import load_imagenet_samples, load_sst
-from keras_conductance.datasets import public
+from conductance_studies.datasets import load_imagenet_samples, load_sst
+from conductance_studies.datasets import public
 
 
 def sha256(path):

@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from keras_conductance.datasets.paths import default_data_dir
+from conductance_studies.datasets.paths import default_data_dir
 
 __all__ = ["ImageSamples", "imagenet_class_index", "load_imagenet_classes",
            "load_imagenet_samples"]

@@ -9,8 +9,9 @@ from typing import Optional, Sequence
 import keras
 import numpy as np
 
+from keras_conductance.arguments import check_indices, check_names, message
 from keras_conductance.neuron import NeuronConductance
-from keras_conductance.studies.common import pyplot, finish
+from keras_conductance.plotting import finish, pyplot
 
 __all__ = ["PixelMaps", "pixel_maps"]
 
@@ -23,8 +24,8 @@ class PixelMaps:
         layer: the layer of the filters.
         filters: ``(B, F)`` the filters shown per image.
         maps: ``(B, F, H, W)`` Eq. 2 summed over colour channels.
-        conductance: ``(B, F)`` the filters' conductance (Eq. 3), to compare
-            with ``maps.sum((2, 3))`` (equal up to quadrature error).
+        conductance: ``(B, F)`` each map's sum: the filter's conductance
+            (Eq. 3) up to quadrature error.
         pixels: ``(B, H, W, 3)`` uint8 images for display.
         titles: one caption per image.
     """
@@ -35,11 +36,6 @@ class PixelMaps:
     conductance: np.ndarray
     pixels: np.ndarray
     titles: Sequence[str]
-
-    def map_sum_error(self) -> np.ndarray:
-        """``(B, F)`` |sum of the map - conductance| / |conductance|."""
-        total = self.maps.sum(axis=(2, 3))
-        return np.abs(total - self.conductance) / np.maximum(np.abs(self.conductance), 1e-12)
 
     def plot(self, path=None, show_photo: bool = True, dpi: int = 100):
         """The paper's view: the image, then the image scaled by each
@@ -73,13 +69,12 @@ class PixelMaps:
 
 def pixel_maps(
     model: keras.Model,
-    images: np.ndarray,
+    inputs: np.ndarray,
     layer: str,
-    filters: np.ndarray,
-    conductance: np.ndarray,
+    filters,
     *,
     pixels: Optional[np.ndarray] = None,
-    titles: Optional[Sequence[str]] = None,
+    example_names: Optional[Sequence[str]] = None,
     target=None,
     baselines=None,
     output=None,
@@ -89,36 +84,52 @@ def pixel_maps(
     batch_size: Optional[int] = None,
     channel_axis: int = -1,
 ) -> PixelMaps:
-    """Eq. 2 maps of each image's chosen filters, summed over channels.
+    """Eq. 2 maps of each image's chosen filters, summed over colour.
 
     Args:
         model: an image model.
-        images: ``(B, H, W, 3)`` model inputs.
+        inputs: ``(B, H, W, C)`` model inputs.
         layer: the layer of the filters.
-        filters: ``(B, F)`` filter indices per image (e.g. top by conductance).
-        conductance: ``(B, F)`` those filters' conductance, for the check.
-        pixels: ``(B, H, W, 3)`` uint8 images to display (default: rescaled
-            inputs).
-        titles: captions.
+        filters: ``(B, F)`` filter indices per image (e.g. its top filters by
+            conductance), or ``(F,)`` for every image.
+        pixels: ``(B, H, W, 3)`` uint8 images to show (default: ``inputs``
+            rescaled to 0..255).
+        example_names: one caption per image (default: "image i").
         target, baselines, output, pre_softmax: as ``neuron_conductance``.
         n_steps, method, batch_size, channel_axis: as ``neuron_conductance``.
 
     Returns:
-        ``PixelMaps``.
+        ``PixelMaps``; its ``conductance`` is each map's sum, which is the
+        filter's conductance (Eq. 3) up to quadrature error.
     """
     explainer = NeuronConductance(model, layer, output=output, pre_softmax=pre_softmax,
                                   channel_axis=channel_axis)
-    filters = np.asarray(filters)
-    target = None if target is None else np.broadcast_to(np.asarray(target), (len(images),))
-    maps = []
-    for i in range(len(images)):
-        b = None if baselines is None else np.broadcast_to(baselines, images.shape)[i:i + 1]
-        t = None if target is None else target[i:i + 1]
-        m = explainer(images[i:i + 1], filters[i], target=t, baselines=b, n_steps=n_steps,
-                      method=method, batch_size=batch_size)
-        maps.append(m[0].sum(axis=-1))
+    n = len(inputs) if isinstance(inputs, np.ndarray) else None
+    # The pictures' arguments are checked before the (long) integration.
+    names = check_names("example_names", example_names, n)
+    pixels = _check_pixels(pixels, inputs) if n is not None else pixels
+    maps = explainer(inputs, filters, target=target, baselines=baselines, n_steps=n_steps,
+                     method=method, batch_size=batch_size)
+    inputs = np.asarray(inputs)
+    filters = check_indices("filters", filters, len(inputs), explainer.n_filters, layer)
+    maps = maps.sum(axis=-1)  # (B, F, H, W): summed over colour
     if pixels is None:
-        lo, hi = images.min(), images.max()
-        pixels = ((images - lo) / max(hi - lo, 1e-12) * 255).astype(np.uint8)
-    titles = titles or [f"image {i}" for i in range(len(images))]
-    return PixelMaps(layer, filters, np.stack(maps), np.asarray(conductance), pixels, titles)
+        lo, hi = inputs.min(), inputs.max()
+        pixels = ((inputs - lo) / max(hi - lo, 1e-12) * 255).astype(np.uint8)
+    names = names or [f"image {i}" for i in range(len(inputs))]
+    return PixelMaps(layer, filters, maps, maps.sum(axis=(2, 3)), pixels, names)
+
+
+def _check_pixels(pixels, inputs: np.ndarray) -> Optional[np.ndarray]:
+    """``(B, H, W, 3)`` uint8 pictures of the inputs, or None."""
+    if pixels is None:
+        return None
+    shape = np.shape(pixels)
+    valid = f"None or (B={inputs.shape[0]}, H={inputs.shape[1]}, W={inputs.shape[2]}, 3) " \
+        "images with values in 0..255"
+    if len(shape) != 4 or shape[:3] != inputs.shape[:3] or shape[3] != 3:
+        raise ValueError(message("pixels", valid, got=f"pixels of shape {shape}"))
+    pixels = np.asarray(pixels)
+    if pixels.dtype.kind not in "uif":
+        raise TypeError(message("pixels", valid, got=f"pixels of dtype {pixels.dtype}"))
+    return np.clip(pixels, 0, 255).astype(np.uint8)

@@ -15,7 +15,7 @@ import numpy as np
 
 from keras_conductance.ablation import Ablator, FlipResult
 from keras_conductance.attribution import Measures
-from keras_conductance.studies.common import VALUES, per_filter_scores, pyplot, finish
+from conductance_studies.common import VALUES, per_filter_scores, pyplot, finish
 
 __all__ = ["FlipStudyResult", "filters_to_flip"]
 

@@ -4,10 +4,10 @@ the class-folder loader, and the study end to end on a slice of val50."""
 import numpy as np
 import pytest
 
-from keras_conductance.datasets import load_imagenet_classes
-from keras_conductance.studies import feature_selection, per_label_splits
-from keras_conductance.studies.table1 import Table1Settings, aggregate, run_table1
-from keras_conductance.studies.tables import table1_markdown
+from conductance_studies.datasets import load_imagenet_classes
+from conductance_studies import feature_selection, per_label_splits
+from conductance_studies.table1 import Table1Settings, aggregate, run_table1
+from conductance_studies.tables import table1_markdown
 
 
 def test_per_label_splits_take_n_train_of_every_label():
@@ -43,7 +43,7 @@ def test_feature_selection_keeps_each_split_and_its_filters(rng):
 
 
 def test_missing_photo_folders_fail_before_any_work(tmp_path):
-    from keras_conductance.studies.table1 import check_label_sets
+    from conductance_studies.table1 import check_label_sets
 
     (tmp_path / "imagenet" / "val50" / "n02086240").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match=r"missing: \['n02087394'.*\(4 classes\)"):

@@ -22,8 +22,8 @@ from typing import Callable, List, Sequence
 
 import numpy as np
 
-from keras_conductance.datasets import Sentences, Vocabulary, load_sst, load_sst_phrases
-from keras_conductance.studies.training import accuracy, fit_keeping_best, load_cache, save_cache
+from conductance_studies.datasets import Sentences, Vocabulary, load_sst, load_sst_phrases
+from conductance_studies.training import accuracy, fit_keeping_best, load_cache, save_cache
 
 __all__ = ["SentimentTransformer", "build_sentiment_transformer",
            "load_or_train_sentiment_transformer", "train_sentiment_transformer",

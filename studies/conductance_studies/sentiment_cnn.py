@@ -17,8 +17,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from keras_conductance.datasets import Sentences, Vocabulary, load_sst, load_sst_phrases
-from keras_conductance.studies.training import accuracy, fit_keeping_best, load_cache, save_cache
+from conductance_studies.datasets import Sentences, Vocabulary, load_sst, load_sst_phrases
+from conductance_studies.training import accuracy, fit_keeping_best, load_cache, save_cache
 
 __all__ = ["SentimentCNN", "build_sentiment_cnn", "load_or_train_sentiment_cnn",
            "training_corpus", "CORPORA", "POOLED", "EMBEDDING", "WIDTHS", "MAPS", "LENGTH"]

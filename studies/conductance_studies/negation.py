@@ -18,7 +18,7 @@ import numpy as np
 
 import keras_conductance.functional as kcf
 from keras_conductance.neuron import neuron_conductance
-from keras_conductance.studies.common import pyplot, finish
+from conductance_studies.common import pyplot, finish
 
 __all__ = ["NegationFilter", "NegationExample", "NegationResult", "negation_study"]
 

@@ -1,4 +1,4 @@
-"""``python -m keras_conductance.studies {all,sentiment,imagenet,table1} --out results/``."""
+"""``python -m conductance_studies {all,sentiment,imagenet,table1} --out results/``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m keras_conductance.studies",
+        prog="python -m conductance_studies",
         description="Reproduce the studies of 'How Important Is a Neuron?' on the staged "
                     "SST sentences and ImageNet photos; writes figures, results.md and "
                     "results.json.")
@@ -25,7 +25,7 @@ def main(argv=None) -> int:
                         help="tiny settings (a smoke test in about a minute)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from keras_conductance.studies.run import FULL, QUICK, run_all
+    from conductance_studies.run import FULL, QUICK, run_all
 
     which = ("sentiment", "imagenet", "table1") if args.which == "all" else (args.which,)
     run_all(args.out, data_dir=args.data, settings=QUICK if args.quick else FULL, which=which,

@@ -9,19 +9,19 @@ import numpy as np
 import pytest
 
 import keras_conductance as kc
-from keras_conductance.datasets import (
+from conductance_studies.datasets import (
     Vocabulary,
     load_imagenet_samples,
     load_sst,
     load_sst_phrases,
     tokenize,
 )
-from keras_conductance.studies import (ablation_agreement, division_of_labour,
-                                       feature_selection, filters_to_flip, negation_study,
-                                       pixel_maps, predicted_sign, select_filters,
-                                       stratified_splits)
-from keras_conductance.studies.common import pearson_rows
-from keras_conductance.studies.sentiment_cnn import build_sentiment_cnn
+from conductance_studies import (ablation_agreement, division_of_labour,
+                                 feature_selection, filters_to_flip, negation_study,
+                                 predicted_sign, select_filters,
+                                 stratified_splits)
+from conductance_studies.common import pearson_rows
+from conductance_studies.sentiment_cnn import build_sentiment_cnn
 from models import set_dense, small_convnet, text_cnn
 
 
@@ -181,20 +181,6 @@ def test_negation_study_on_a_text_cnn(tmp_path):
     result.plot(tmp_path / "negation.png")
 
 
-def test_pixel_maps_sum_to_filter_conductance(rng, tmp_path):
-    model = small_convnet(activation="tanh", input_shape=(8, 8, 3))
-    x = rng.normal(size=(2, 8, 8, 3)).astype("float32")
-    attr = kc.conductance(model, x, "conv2", target=0, n_steps=50)
-    per_filter = attr.per_filter("conv2")
-    top = np.argsort(-per_filter, axis=1)[:, :2]
-    maps = pixel_maps(model, x, "conv2", top, np.take_along_axis(per_filter, top, 1), target=0,
-                      n_steps=50)
-    assert maps.maps.shape == (2, 2, 8, 8)
-    scale = np.abs(per_filter).max()
-    assert np.abs(maps.maps.sum(axis=(2, 3)) - maps.conductance).max() <= 1e-3 * scale
-    maps.plot(tmp_path / "pixels.png")
-
-
 def test_vocabulary_and_tokenize():
     vocab = Vocabulary.build([["a", "b", "a"], ["c", "a"]])
     assert vocab.words == ["<pad>", "<unk>", "a", "b", "c"]
@@ -262,8 +248,8 @@ class _KeywordModel:
 
 
 def test_negated_phrases_hand_computed():
-    from keras_conductance.datasets import Sentences
-    from keras_conductance.studies.negated_phrases import negated_phrases
+    from conductance_studies.datasets import Sentences
+    from conductance_studies.negated_phrases import negated_phrases
 
     vocab = {"good": 1, "bad": 2}
     encode = lambda toks: np.array([[vocab.get(t, 3) for t in s] + [0] * (8 - len(s))
@@ -290,14 +276,14 @@ def test_negated_phrases_hand_computed():
 
 
 def test_training_corpus_names_the_valid_choices():
-    from keras_conductance.studies.sentiment_cnn import training_corpus
+    from conductance_studies.sentiment_cnn import training_corpus
 
     with pytest.raises(ValueError, match=r"corpus='trees'.*\['sentences', 'phrases'\]"):
         training_corpus("trees")
 
 
 def test_tree_phrases_by_hand():
-    from keras_conductance.datasets.sst import _tree_phrases
+    from conductance_studies.datasets.sst import _tree_phrases
 
     got = list(_tree_phrases("(1 (2 Not) (3 (2 very) (4 Good)))"))
     assert got == [(2, ["not"]), (2, ["very"]), (4, ["good"]), (3, ["very", "good"]),
@@ -308,8 +294,8 @@ def test_studies_command_passes_its_choices_to_run_all(monkeypatch, tmp_path):
     # The quick run itself (every study on the staged data, its headings,
     # figures and pages) is checked on notebook 04's run in
     # tests/test_notebooks.py: the same run_all(QUICK), run once.
-    from keras_conductance.studies import run
-    from keras_conductance.studies.__main__ import main
+    from conductance_studies import run
+    from conductance_studies.__main__ import main
 
     calls = []
     monkeypatch.setattr(run, "run_all", lambda out, **kw: calls.append((out, kw)))

@@ -33,7 +33,7 @@ def default_data_dir(data_dir: Optional[Union[str, os.PathLike]] = None) -> path
         if os.environ.get(ENV_VAR):
             candidates.append(pathlib.Path(os.environ[ENV_VAR]))
         candidates.append(pathlib.Path.cwd().parent / "shared" / "data")
-        candidates.append(pathlib.Path(__file__).resolve().parents[3] / "shared" / "data")
+        candidates.append(pathlib.Path(__file__).resolve().parents[4] / "shared" / "data")
     for path in candidates:
         if path.is_dir():
             return path

@@ -13,7 +13,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from keras_conductance.studies.common import pyplot, finish
+from conductance_studies.common import pyplot, finish
 
 __all__ = ["SelectionResult", "feature_selection", "linear_probe_accuracy", "per_label_splits",
            "select_filters", "stratified_splits"]

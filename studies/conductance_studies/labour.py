@@ -12,7 +12,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from keras_conductance.studies.common import pyplot, finish
+from conductance_studies.common import pyplot, finish
 
 __all__ = ["LabourResult", "division_of_labour"]
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Dict, Optional
 
 import numpy as np
 
 from keras_conductance.attribution import Measures
+# The studies draw with the library's lazy matplotlib (file-only backend
+# unless a notebook chose one).
+from keras_conductance.plotting import finish, pyplot
 
 __all__ = ["METHODS", "VALUES", "per_filter_scores", "predicted_sign", "pearson_rows",
            "describe", "finish", "pyplot"]
@@ -62,33 +63,3 @@ def describe(values: np.ndarray) -> Dict[str, float]:
     q25, q50, q75 = np.percentile(v, [25, 50, 75])
     return {"mean": float(v.mean()), "q25": float(q25), "median": float(q50),
             "q75": float(q75), "n": int(v.size)}
-
-
-def pyplot():
-    """matplotlib.pyplot with a file-only backend (imported lazily)."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise ImportError(
-            "The studies' figures need matplotlib: `pip install "
-            "'keras-conductance[studies]'`."
-        ) from None
-    # A file-only backend for scripts, but never over one already chosen: in a
-    # notebook (ipykernel sets MPLBACKEND to its inline backend) switching to
-    # Agg would hide this figure and every later one.
-    if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND"):
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def finish(fig, path=None, dpi: int = 110):
-    """Lays a study figure out, saves and closes it when ``path`` is given."""
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=dpi)
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
-    return fig

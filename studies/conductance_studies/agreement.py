@@ -16,8 +16,8 @@ import numpy as np
 
 from keras_conductance.ablation import Ablator
 from keras_conductance.attribution import Measures
-from keras_conductance.studies.common import (METHODS, VALUES, describe, pearson_rows,
-                                              finish, per_filter_scores, pyplot)
+from conductance_studies.common import (METHODS, VALUES, describe, pearson_rows,
+                                        finish, per_filter_scores, pyplot)
 
 __all__ = ["AgreementResult", "ablation_agreement"]
 

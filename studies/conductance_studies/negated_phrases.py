@@ -15,7 +15,7 @@ from typing import Callable, Collection, List, Sequence
 
 import numpy as np
 
-from keras_conductance.datasets import Sentences
+from conductance_studies.datasets import Sentences
 
 __all__ = ["NEGATORS", "NegatedPhrases", "negated_phrases"]
 

@@ -17,7 +17,7 @@ from typing import Dict, Iterable, List, Sequence
 
 import numpy as np
 
-from keras_conductance.datasets.paths import default_data_dir
+from conductance_studies.datasets.paths import default_data_dir
 
 __all__ = ["SPLITS", "Sentences", "Vocabulary", "load_sst", "load_sst_phrases", "tokenize"]
 

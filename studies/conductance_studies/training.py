@@ -46,7 +46,7 @@ def load_cache(files: Sequence[pathlib.Path], settings: dict, build: Callable,
                what: str, say: Callable = print):
     """``(model, vocab, meta)`` from the cache when it exists and was trained
     with ``settings``; else None. ``build(vocab_size)`` makes the network."""
-    from keras_conductance.datasets import Vocabulary
+    from conductance_studies.datasets import Vocabulary
 
     weights, vocab_file, meta_file = files
     if not all(f.exists() for f in files):

@@ -1,13 +1,13 @@
 """Loaders for the real data the studies use (SST sentences, ImageNet photos)."""
 
-from keras_conductance.datasets.imagenet import (
+from conductance_studies.datasets.imagenet import (
     ImageSamples,
     imagenet_class_index,
     load_imagenet_classes,
     load_imagenet_samples,
 )
-from keras_conductance.datasets.paths import default_data_dir
-from keras_conductance.datasets.sst import (
+from conductance_studies.datasets.paths import default_data_dir
+from conductance_studies.datasets.sst import (
     Sentences,
     Vocabulary,
     load_sst,

@@ -16,8 +16,8 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from keras_conductance.studies.table1 import (TABLE1_FULL, TABLE1_QUICK, Table1Settings,
-                                              check_label_sets, run_table1)
+from conductance_studies.table1 import (TABLE1_FULL, TABLE1_QUICK, Table1Settings,
+                                        check_label_sets, run_table1)
 
 __all__ = ["Settings", "FULL", "QUICK", "run_sentiment", "run_imagenet", "run_all"]
 
@@ -95,12 +95,12 @@ def run_sentiment(out: pathlib.Path, *, data_dir=None, settings: Settings = FULL
     import keras
 
     import keras_conductance as kc
-    from keras_conductance.datasets import load_sst
-    from keras_conductance.studies import (ablation_agreement, division_of_labour,
-                                           feature_selection, filters_to_flip, negation_study,
-                                           per_filter_scores, predicted_sign)
+    from conductance_studies.datasets import load_sst
+    from conductance_studies import (ablation_agreement, division_of_labour,
+                                     feature_selection, filters_to_flip, negation_study,
+                                     per_filter_scores, predicted_sign)
     from keras_conductance.ablation import Ablator
-    from keras_conductance.studies.sentiment_cnn import EMBEDDING, POOLED
+    from conductance_studies.sentiment_cnn import EMBEDDING, POOLED
 
     s = settings
     figures = out / "figures"
@@ -226,8 +226,8 @@ def run_sentiment(out: pathlib.Path, *, data_dir=None, settings: Settings = FULL
         "<!doctype html><meta charset='utf-8'><title>Negation filters</title>\n"
         + "\n".join(pages), encoding="utf-8")
     say("[sentiment 7/7] Held-out phrases with 'not'/'n't' from the test trees ...")
-    from keras_conductance.datasets import load_sst_phrases
-    from keras_conductance.studies.negated_phrases import negated_phrases
+    from conductance_studies.datasets import load_sst_phrases
+    from conductance_studies.negated_phrases import negated_phrases
 
     # Only test phrases that no training tree holds: short ones ("not", "is
     # n't") also occur there, and the phrase-trained model learned them.
@@ -244,22 +244,24 @@ def run_sentiment(out: pathlib.Path, *, data_dir=None, settings: Settings = FULL
 
 
 def _sentiment_model(cache_dir, data_dir, s: Settings, corpus: str, say: Say):
-    from keras_conductance.studies.sentiment_cnn import load_or_train_sentiment_cnn
+    from conductance_studies.sentiment_cnn import load_or_train_sentiment_cnn
 
     if s.train_limit is None:
         return load_or_train_sentiment_cnn(cache_dir, data_dir=data_dir, epochs=s.epochs,
                                            seed=s.seed, corpus=corpus, say=say)
     # Quick runs train a throw-away model on a slice of the training corpus.
-    from keras_conductance.datasets import load_sst
-    from keras_conductance.studies.sentiment_cnn import (SentimentCNN, _accuracy,
-                                                         train_sentiment_cnn, training_corpus)
+    from conductance_studies.datasets import load_sst
+    from conductance_studies.sentiment_cnn import (SentimentCNN, train_sentiment_cnn,
+                                                   training_corpus)
+    from conductance_studies.training import accuracy
 
     train = training_corpus(corpus, data_dir)
     train = train.subset(np.random.default_rng(s.seed).permutation(len(train))[: s.train_limit])
     dev = load_sst("dev", data_dir=data_dir)
     model, vocab, meta = train_sentiment_cnn(train, dev, epochs=s.epochs, seed=s.seed, say=say)
     test = load_sst("test", data_dir=data_dir)
-    meta["test_accuracy"] = _accuracy(model, vocab.encode(test.tokens, 56), test.labels)
+    meta["test_accuracy"] = accuracy(model, vocab.encode(test.tokens, 56), test.labels,
+                                     batch_size=512)
     meta["test_size"] = len(test)
     return SentimentCNN(model, vocab, meta)
 
@@ -274,39 +276,23 @@ def _sign_ratio(drops: np.ndarray) -> Dict[str, float]:
 # -- ImageNet ---------------------------------------------------------------
 
 
-def _mobilenet(name: str, data_dir):
-    import keras
-
-    from keras_conductance.datasets import default_data_dir
-
-    folder = default_data_dir(data_dir) / "imagenet"
-    if name == "0.75_224":
-        model = keras.applications.MobileNet(input_shape=(224, 224, 3), alpha=0.75, weights=None)
-        model.load_weights(str(folder / "mobilenet_v1_0.75_224.weights.h5"))
-        return model, 224
-    if name == "0.25_128":
-        return keras.applications.MobileNet(
-            input_shape=(128, 128, 3), alpha=0.25,
-            weights=str(folder / "mobilenet_2_5_128_tf.h5")), 128
-    raise ValueError(f"Unknown MobileNet: {name!r}. Valid: ['0.75_224', '0.25_128'].")
-
-
 def run_imagenet(out: pathlib.Path, *, data_dir=None, settings: Settings = FULL,
                  say: Say = print) -> dict:
     """The image studies (Sections 5, 5.1, 5.2) with MobileNet v1 on the photos."""
     import keras_conductance as kc
     from keras_conductance.ablation import Ablator
-    from keras_conductance.datasets import load_imagenet_samples
-    from keras_conductance.studies import (ablation_agreement, feature_selection,
-                                           filters_to_flip, per_filter_scores, pixel_maps,
-                                           stratified_splits)
+    from keras_conductance.pixels import pixel_maps
+    from conductance_studies.datasets import load_imagenet_samples
+    from conductance_studies import (ablation_agreement, feature_selection, filters_to_flip,
+                                     per_filter_scores, stratified_splits)
+    from conductance_studies.mobilenet import load_mobilenet
 
     s = settings
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     elapsed = lambda: f"{time.perf_counter() - start:.0f} s"
-    model, size = _mobilenet(s.mobilenet, data_dir)
+    model, size = load_mobilenet(s.mobilenet, data_dir)
     photos = load_imagenet_samples(size=size, data_dir=data_dir)
     if s.images is not None:  # spread a subset over the classes (files sort by wnid)
         keep = np.unique(np.linspace(0, len(photos) - 1, s.images).round().astype(int))
@@ -387,14 +373,16 @@ def run_imagenet(out: pathlib.Path, *, data_dir=None, settings: Settings = FULL,
     pick = (correct if correct.size >= s.pixel_images else np.arange(len(x)))[: s.pixel_images]
     per_filter = cond.per_filter(s.pixel_layer)[pick]
     top = np.argsort(-per_filter, axis=1)[:, : s.pixel_filters]
-    maps = pixel_maps(model, x[pick], s.pixel_layer, top, np.take_along_axis(per_filter, top, 1),
-                      pixels=photos.pixels[pick], titles=[photos.names[i] for i in pick],
+    maps = pixel_maps(model, x[pick], s.pixel_layer, top, pixels=photos.pixels[pick],
+                      example_names=[photos.names[i] for i in pick],
                       target=cond.target[pick], baselines=black, pre_softmax=True,
                       n_steps=s.pixel_steps)
     maps.plot(figures / "imagenet_pixels.png")
     # The same maps without the photos' pixels (shareable without the photos).
     maps.plot(figures / "imagenet_pixel_maps.png", show_photo=False, dpi=60)
-    err = maps.map_sum_error()
+    # Completeness of Eq. 2: each map sums to its filter's Eq. 3 conductance.
+    eq3 = np.take_along_axis(per_filter, top, 1)
+    err = np.abs(maps.conductance - eq3) / np.maximum(np.abs(eq3), 1e-12)
     result["pixels"] = {"layer": s.pixel_layer, "images": [photos.names[i] for i in pick],
                         "filters": top.tolist(), "steps": s.pixel_steps,
                         "map_sum_vs_conductance_rel_error": {"median": float(np.median(err)),
@@ -411,8 +399,8 @@ def _diagnostics(model, x, ms, explainer, ablators, s: "Settings", black) -> dic
     is per-filter conductance converged (vs a finer fixed grid), how far is
     the sum of single-filter ablations from F(x) - F(x') (additivity), and
     how well do they agree over every filter rather than the top 10."""
-    from keras_conductance.studies import ablation_agreement
-    from keras_conductance.studies.common import describe, pearson_rows
+    from conductance_studies import ablation_agreement
+    from conductance_studies.common import describe, pearson_rows
 
     pick = np.unique(np.linspace(0, len(x) - 1, min(s.diagnostic_images, len(x))).round().astype(int))
     sub = _subset_measures(ms, pick)
@@ -472,7 +460,7 @@ def _concat_measures(parts):
 def run_all(out, *, data_dir=None, settings: Settings = FULL,
             which=("sentiment", "imagenet", "table1"), say: Say = print) -> dict:
     """Runs the chosen study groups and writes ``results.json``/``results.md``."""
-    from keras_conductance.studies.tables import write_markdown
+    from conductance_studies.tables import write_markdown
 
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)

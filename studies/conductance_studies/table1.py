@@ -35,8 +35,8 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from keras_conductance.studies.common import METHODS, finish, per_filter_scores, pyplot
-from keras_conductance.studies.selection import KS, RANDOM, feature_selection, per_label_splits
+from conductance_studies.common import METHODS, finish, per_filter_scores, pyplot
+from conductance_studies.selection import KS, RANDOM, feature_selection, per_label_splits
 
 __all__ = ["LABEL_SETS", "Table1Settings", "TABLE1_FULL", "TABLE1_QUICK", "check_label_sets",
            "label_importances", "run_table1"]
@@ -146,7 +146,7 @@ def aggregate(results: Dict[str, dict], ks: Sequence[int]) -> Dict[str, Dict[int
 
 def check_label_sets(settings: Table1Settings, data_dir=None) -> None:
     """Raises before any work when a label set or its photo folder is missing."""
-    from keras_conductance.datasets import default_data_dir
+    from conductance_studies.datasets import default_data_dir
 
     unknown = [name for name in settings.sets if name not in LABEL_SETS]
     if unknown:
@@ -161,8 +161,8 @@ def check_label_sets(settings: Table1Settings, data_dir=None) -> None:
 def run_table1(out, *, data_dir=None, settings: Table1Settings = TABLE1_FULL,
                say: Say = print) -> dict:
     """Runs the study and returns its numbers; figures go to ``out/figures``."""
-    from keras_conductance.datasets import imagenet_class_index, load_imagenet_classes
-    from keras_conductance.studies.run import _mobilenet
+    from conductance_studies.datasets import imagenet_class_index, load_imagenet_classes
+    from conductance_studies.mobilenet import load_mobilenet
 
     s, out = settings, pathlib.Path(out)
     check_label_sets(s, data_dir)
@@ -170,7 +170,7 @@ def run_table1(out, *, data_dir=None, settings: Table1Settings = TABLE1_FULL,
     start = time.perf_counter()
     class_of = {w: i for i, (w, _) in enumerate(imagenet_class_index(data_dir))}
     wnids = [w for name in s.sets for w in LABEL_SETS[name]]
-    model, size = _mobilenet(s.mobilenet, data_dir)
+    model, size = load_mobilenet(s.mobilenet, data_dir)
     photos = load_imagenet_classes(wnids, size=size, per_class=s.per_class, data_dir=data_dir)
     say(f"[table1 1/3] MobileNet v1 {s.mobilenet}: four measures at {list(s.layers)} on "
         f"{len(photos)} photos toward each photo's label ({s.n_steps} steps, black baseline) ...")

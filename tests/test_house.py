@@ -1,0 +1,46 @@
+"""How the package is built, checked: what the library may import, what its
+wheel holds, and where Keras models are built (docs/architecture.md)."""
+
+import ast
+import configparser
+import pathlib
+
+import setuptools
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LIBRARY = ROOT / "keras_conductance"
+
+
+def imports(path: pathlib.Path):
+    """The module names ``path`` imports, at any depth (lazy imports too)."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module
+
+
+def test_the_library_never_imports_the_studies():
+    modules = sorted(LIBRARY.rglob("*.py")) + [ROOT / "keras_conductance_cli.py"]
+    assert len(modules) > 30
+    found = [(p.relative_to(ROOT), name) for p in modules for name in imports(p)
+             if name.split(".")[0] == "conductance_studies"]
+    assert not found, f"library modules importing the studies: {found}"
+
+
+def test_the_library_wheel_holds_no_studies():
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    include = config["options.packages.find"]["include"].split()
+    packages = setuptools.find_packages(str(ROOT), include=include)
+    assert "keras_conductance" in packages and "keras_conductance.callbacks" in packages
+    assert not [p for p in packages if "studies" in p or "datasets" in p], packages
+    assert config["options"]["py_modules"].split() == ["keras_conductance_cli"]
+    # The studies are a package of their own, beside the library.
+    assert (ROOT / "studies" / "pyproject.toml").is_file()
+    assert not (LIBRARY / "studies").exists() and not (LIBRARY / "datasets").exists()
+
+
+def test_the_package_init_does_not_read_the_command_line():
+    source = (LIBRARY / "__init__.py").read_text()
+    assert "argv" not in source and "time" not in source
