@@ -30,6 +30,7 @@ from keras_conductance.cache import cached, compiled
 from keras_conductance.arguments import check, check_axis, check_indices, message
 from keras_conductance.engine import budget_batch_size, select_score
 from keras_conductance.targets import resolve_target
+from keras_conductance.taps import trace_once
 from keras_conductance.token_targets import TokenTarget
 
 __all__ = ["Ablator", "FlipResult", "ablation_scores", "ablate_until_flip"]
@@ -125,17 +126,13 @@ class Ablator:
 
     def _tap_shape(self) -> tuple:
         """The tapped tensor's shape, from a trace of the model."""
-        found = []
-
-        def trace(inputs):
+        def call(inputs):
             with self.adapter.taps.recording() as record:
                 out = self._full(inputs, training=False)
-            found.extend(record.values())
-            return out
+            return record.values(), out
 
         specs = [tf.TensorSpec(t.shape, t.dtype) for t in self._full.inputs]
-        tf.function(trace).get_concrete_function(specs)
-        return tuple(found[0].shape)
+        return tuple(trace_once(call, [specs])[0].shape)
 
     def _tail_call(self, ablated, inputs):
         """The explained output with the unit's value replaced by ``ablated``."""

@@ -35,10 +35,11 @@ import tensorflow as tf
 from keras_conductance import unit_meanings
 from keras_conductance.arguments import as_names, check, message
 from keras_conductance.graph import layer_graph, sub_model
-from keras_conductance.taps import INPUT_SUFFIX, OUTPUT_SUFFIX, Tap, TapRecorder
+from keras_conductance.taps import INPUT_SUFFIX, OUTPUT_SUFFIX, Tap, TapRecorder, trace_once
 from keras_conductance.targets import logits_of, squashing_of
 
-__all__ = ["ModelAdapter", "Prepared", "Unit", "as_names", "list_units", "options_key"]
+__all__ = ["ModelAdapter", "Prepared", "Unit", "as_names", "embedding_layers", "input_names",
+           "list_units", "options_key"]
 
 Output = Union[None, int, str]
 
@@ -345,11 +346,6 @@ class ModelAdapter:
                 "path at the embedding's output."
             )
 
-    def _embedding_layers(self) -> List[str]:
-        return [n for n in self.graph.order
-                if isinstance(self.graph.operation_of(self.graph.tensors[n]),
-                              keras.layers.Embedding)]
-
     def _integer_message(self, dtype, argument: str = "inputs") -> str:
         if self.graph.root is not None:
             return (
@@ -364,7 +360,7 @@ class ModelAdapter:
             f"`{argument}` have integer dtype {dtype}: integer ids (e.g. tokens) cannot be "
             "interpolated along a path. Pass `start_layer=` to start the path "
             "at a layer's output instead; embedding layers here: "
-            f"{self._embedding_layers()}."
+            f"{self.graph.embedding_layers()}."
         )
 
     # -- cut analysis -------------------------------------------------------------
@@ -819,6 +815,17 @@ class Unit:
         return f"{self.path}  {self.kind}  {self.shape}{where}{runs}"
 
 
+def embedding_layers(model: keras.Model) -> List[str]:
+    """The names of ``model``'s Embedding layers (nested models looked into),
+    in graph order: where a token model's path can start."""
+    return layer_graph(model).embedding_layers()
+
+
+def input_names(model: keras.Model) -> List[str]:
+    """The names of ``model``'s inputs, in ``model.inputs`` order."""
+    return layer_graph(model).input_names
+
+
 def list_units(model: keras.Model) -> List[Unit]:
     """Every addressable unit of ``model``: graph layers and the sublayers
     inside them (a transformer block's FFN and attention projections), with
@@ -864,17 +871,14 @@ def list_units(model: keras.Model) -> List[Unit]:
         taps.append(Tap(meaning.name, layer, where))
         owners.append(None)
     recorder = TapRecorder(taps, strict=False)
-    seen = []
 
-    def trace(*inputs):
+    def call(*inputs):
         with recorder.recording() as record:
             out = graph.model(keras.tree.pack_sequence_as(graph.model._inputs_struct, list(inputs)),
                               training=False)
-        seen.extend(record.seen)
-        return out
+        return record.seen, out
 
-    tf.function(trace).get_concrete_function(
-        *[tf.TensorSpec(t.shape, t.dtype) for t in graph.inputs])
+    seen = trace_once(call, [tf.TensorSpec(t.shape, t.dtype) for t in graph.inputs])
     inner, by_meaning = {}, {}
     for tap, owner, tensors in zip(taps, owners, seen):
         one = len(tensors) == 1 and hasattr(tensors[0], "shape")

@@ -23,16 +23,14 @@ def _start_layer(model, requested: Optional[str], kind: str) -> Optional[str]:
     """The path's start: as given, or the Embedding of a token/text model."""
     import keras
 
-    from keras_conductance.graph import layer_graph
+    from keras_conductance.adapter import embedding_layers
 
     if requested is not None:
         return requested
     dtypes = [str(t.dtype) for t in model.inputs]
     if kind != "text" and any(keras.backend.is_float_dtype(d) for d in dtypes):
         return None
-    graph = layer_graph(model)
-    embeddings = [n for n in graph.order
-                  if isinstance(graph.operation_of(graph.tensors[n]), keras.layers.Embedding)]
+    embeddings = embedding_layers(model)
     if len(embeddings) != 1:
         raise ValueError(
             f"the model takes {', '.join(dtypes)} inputs, which cannot be interpolated; "

@@ -12,11 +12,8 @@ several workers or a TPU.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
-import signal
-import threading
 import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
@@ -24,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_conductance import quadrature
+from keras_conductance import interrupts, quadrature
 from keras_conductance.arguments import check, check_labels_dtype, message
 from keras_conductance.attribution import channel_axes, check_channel_axes, filters_along
 from keras_conductance.cache import cached, compiled
@@ -38,6 +35,7 @@ from keras_conductance.explainer import (
     unchanged_message,
 )
 from keras_conductance.functional import explainer_for
+from keras_conductance.targets import label_ids as to_label_ids
 from keras_conductance.targets import resolve_target
 
 __all__ = ["DatasetConductance", "conductance_over_dataset"]
@@ -171,17 +169,6 @@ def _is_one_hot(label_spec) -> bool:
     return shape.rank is not None and shape.rank >= 2 and (shape[-1] or 0) > 1
 
 
-def _label_ids(labels: tf.Tensor, one_hot: bool) -> tf.Tensor:
-    """``(b,)`` int32 label ids from ids, ``(b, 1)`` ids, or one-hot rows."""
-    if one_hot:
-        return tf.argmax(tf.reshape(labels, [tf.shape(labels)[0], -1]), axis=1,
-                         output_type=tf.int32)
-    labels = tf.reshape(labels, [-1])
-    if labels.dtype.is_floating:
-        labels = tf.round(labels)  # binary 0./1. labels
-    return tf.cast(labels, tf.int32)
-
-
 def _check_target(target, n_outputs: int):
     if isinstance(target, str):
         if target != "label":
@@ -234,7 +221,7 @@ class _DatasetStep:
     def __init__(self, explainer, rule, rows_per_example, baselines, target,
                  label_slots, one_hot, channel_axis, strategy, const_shapes):
         self.adapter = explainer.adapter
-        self.engine = explainer._engine
+        self.engine = explainer.engine
         self.rule, self.m = rule, rows_per_example
         self.baselines = [tf.constant(b) for b in baselines]
         self.target = target
@@ -316,7 +303,7 @@ class _DatasetStep:
         raw = self.adapter.structure(inputs, "features", convert=False)
         xs, consts = self.adapter.split(raw)
         xbs = [tf.broadcast_to(b, tf.shape(x)) for b, x in zip(self.baselines, xs)]
-        label_ids = None if labels is None else _label_ids(labels, self.one_hot)
+        label_ids = None if labels is None else to_label_ids(labels, self.one_hot)
         fractional = None
         if labels is not None and labels.dtype.is_floating and not self.one_hot:
             flat = tf.reshape(labels, [-1])
@@ -542,7 +529,7 @@ def conductance_over_dataset(
             weights=weights_digest(model), layers=list(explainer.layers),
             output=output, start_layer=start_layer, interpolate=interpolate,
             method=rule.method, n_steps=rule.n_steps, points_per_chunk=m,
-            jit_compile=explainer._engine.jit_compile, target=_target_fingerprint(target),
+            jit_compile=explainer.engine.jit_compile, target=_target_fingerprint(target),
             baselines=[hashlib.sha256(np.ascontiguousarray(b).tobytes()).hexdigest()
                        + str(b.shape) for b in starts],
             pre_softmax=pre_softmax, label_slots=slots,
@@ -600,7 +587,7 @@ def _stream(dataset, step: _DatasetStep, strategy, verbose, checkpoint=None):
     # between batches never leaves a count that disagrees with the sums.
     state = (resumed, totals or {})
     try:
-        with _sigterm_as_interrupt(enabled=checkpoint is not None):
+        with interrupts.sigterm_as_interrupt(enabled=checkpoint is not None):
             for element in distributed:
                 sums = _host_sums(function(_as_pair(element)))
                 _check_batch(sums, state[0] + 1)
@@ -643,30 +630,6 @@ def _check_batch(sums: Dict[str, np.ndarray], index: int):
             "not whole numbers (e.g. 0.5): labels must be class ids (ints, or "
             "floats like 0. and 1.) or one-hot rows."
         )
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the loop can save its checkpoint."""
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt(enabled: bool):
-    """While a checkpointed run streams, SIGTERM interrupts like Ctrl-C, so
-    the checkpoint is saved (main thread only: signal handlers cannot be
-    set elsewhere). Without a checkpoint SIGTERM keeps its own handler."""
-    if not enabled or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def raise_terminated(signum, frame):
-        raise _Terminated(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, raise_terminated)
-    try:
-        yield
-    finally:
-        # None: a handler set outside Python, which cannot be restored as such.
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _warn_convergence(totals, explainer: Conductance, rule):

@@ -24,7 +24,7 @@ import tensorflow as tf
 from keras_conductance.arguments import check, message
 from keras_conductance.cache import compiled
 from keras_conductance.quadrature import Rule
-from keras_conductance.taps import TapRecorder
+from keras_conductance.taps import TapRecorder, trace_once
 
 __all__ = ["PathSums", "PathEngine", "budget_batch_size", "check_scores_shape", "check_target_callable", "chunked_rule", "chunks", "plan", "points_per_chunk", "resolve_jit", "select_score", "target_spec"]
 
@@ -259,15 +259,9 @@ class PathEngine:
         """
         key = (tuple(map(tuple, path_shapes)), tuple(map(tuple, const_shapes)))
         if key not in self._shapes:
-            found = []
-
-            def trace(xs, consts):
-                ys, out = self.units(self._call_rows(xs) + list(consts))
-                found.extend(ys)
-                return out
-
             xspec, cspec = self._specs(path_shapes, const_shapes)
-            tf.function(trace).get_concrete_function(xspec, cspec)
+            found = trace_once(lambda xs, consts: self.units(self._call_rows(xs) + list(consts)),
+                               [xspec, cspec])
             self._shapes[key] = [tuple(y.shape[1:]) for y in found]
         return list(self._shapes[key])
 

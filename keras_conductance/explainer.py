@@ -256,7 +256,7 @@ class Conductance:
         batch_size = check("batch_size", batch_size) or self.batch_size
         verbose = self.verbose if verbose is None else check("verbose", verbose)
         prep = self.adapter.prepare(inputs, baselines)
-        target_idx, target_fn = self._target(target, prep, inputs, batch_size)
+        target_idx, target_fn = self.resolve_target(target, prep, inputs, batch_size)
         if tolerance is None:
             sums = self._run(prep, rule, target_idx, target_fn, batch_size, verbose)
             extra = dict(n_steps=np.full(prep.n, n_steps), alphas=rule.alphas,
@@ -268,7 +268,24 @@ class Conductance:
         self._warn(sums, method, n_steps, tolerance, self.adapter.starts_at_singular_norm(prep))
         return self._measures(sums, target_idx, method, **extra)
 
-    def _target(self, target, prep: Prepared, inputs=None, batch_size: Optional[int] = None):
+    @property
+    def engine(self) -> PathEngine:
+        """The compiled path engine (forward passes, integration), shared with
+        the dataset path so that it compiles once per explainer."""
+        return self._engine
+
+    def resolve_target(self, target, prep: Prepared, inputs=None,
+                       batch_size: Optional[int] = None):
+        """``(target_idx (B,) int32, target_fn)`` for prepared examples: the
+        class each explains (-1 where a callable or token target scores),
+        checked against the outputs' range.
+
+        Args:
+            target: as ``explain``.
+            prep: ``adapter.prepare(inputs, baselines)``.
+            inputs: the raw inputs (token targets read their positions).
+            batch_size: rows per forward pass (None: the explainer's).
+        """
         if isinstance(target, TokenTarget):
             return self.adapter.token_pairs(target, self.adapter.structure(inputs)), target.scorer
         if callable(target):  # no forward pass needed to choose the class
@@ -296,7 +313,7 @@ class Conductance:
         """
         batch_size = check("batch_size", batch_size) or self.batch_size
         prep = self.adapter.prepare(inputs, baselines)
-        target_idx, target_fn = self._target(target, prep, inputs, batch_size)
+        target_idx, target_fn = self.resolve_target(target, prep, inputs, batch_size)
         sums = self._run(prep, _ENDPOINTS, target_idx, target_fn, batch_size, 0)
         warn_if_unchanged(_at_input(sums.path_scores), sums.path_scores[:, 0])
         return self._measures(sums, target_idx, "endpoints", n_steps=np.zeros(prep.n, int),

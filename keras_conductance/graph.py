@@ -239,6 +239,17 @@ class LayerGraph:
     def outputs(self) -> List[keras.KerasTensor]:
         return list(self.model.outputs)
 
+    def embedding_layers(self) -> List[str]:
+        """The names of the graph's Embedding layers, in graph order."""
+        return [n for n in self.order
+                if isinstance(self.operation_of(self.tensors[n]), keras.layers.Embedding)]
+
+    def model_to(self, outputs, name: str) -> keras.Model:
+        """A Functional model from the graph's inputs to ``outputs`` (graph
+        tensors), sharing every weight."""
+        inputs = self.inputs[0] if len(self.inputs) == 1 else self.inputs
+        return keras.Model(inputs, outputs, name=name)
+
     def operation_of(self, tensor):
         """The layer that produced ``tensor``."""
         return tensor._keras_history.operation

@@ -194,9 +194,9 @@ def _read_images(files, model) -> np.ndarray:
 
 def _read_npz(path: pathlib.Path, model):
     """One array per named model input, as a dict keyed by input name."""
-    from keras_conductance.graph import layer_graph
+    from keras_conductance.adapter import input_names
 
-    names = layer_graph(model).input_names
+    names = input_names(model)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}

@@ -60,9 +60,7 @@ def split_model(model: keras.Model, layers: Union[str, Sequence[str]]) -> Split:
     graph = layer_graph(model)
     tensors = graph.resolve(names)
     graph.check_cut(names)
-    source = graph.model
-    one = len(tensors) == 1
-    inputs = source.inputs[0] if len(source.inputs) == 1 else source.inputs
-    head = keras.Model(inputs, tensors[0] if one else tensors, name=f"{model.name}_head")
-    tail = sub_model(tensors[0] if one else tensors, source.outputs, f"{model.name}_tail")
+    cut = tensors[0] if len(tensors) == 1 else tensors
+    head = graph.model_to(cut, f"{model.name}_head")
+    tail = sub_model(cut, graph.outputs, f"{model.name}_tail")
     return Split(head=head, tail=tail, layers=names)

@@ -19,7 +19,7 @@ from typing import List
 
 import tensorflow as tf
 
-__all__ = ["Tap", "TapRecorder", "INPUT_SUFFIX", "OUTPUT_SUFFIX"]
+__all__ = ["Tap", "TapRecorder", "INPUT_SUFFIX", "OUTPUT_SUFFIX", "trace_once"]
 
 # "path/to/sublayer:input" taps what the sublayer receives (its first input);
 # ":output" taps what it returns (the default), also for a graph layer.
@@ -56,6 +56,29 @@ class _Recording:
             if len(seen) != 1:
                 raise ValueError(_count_message(tap, len(seen)))
         return [seen[0] for seen in self.seen]
+
+
+def trace_once(call, specs):
+    """What ``call`` learns from symbolic inputs: traces it once, computing
+    nothing, and returns the first of the ``(found, output)`` it returns.
+
+    The one way the package reads a tapped tensor's shape (or checks that a
+    tapped sublayer runs) before any real step: ``call`` runs its model under
+    a ``TapRecorder.recording()`` and returns what was recorded.
+
+    Args:
+        call: ``call(*tensors) -> (found, output)``.
+        specs: one ``tf.TensorSpec`` per argument of ``call``.
+    """
+    box = []
+
+    def traced(*args):
+        found, out = call(*args)
+        box.append(found)
+        return out
+
+    tf.function(traced).get_concrete_function(*specs)
+    return box[0]
 
 
 def _count_message(tap: Tap, count: int) -> str:

@@ -6,6 +6,7 @@ from typing import Callable, Optional, Tuple, Union
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_conductance.token_targets import TokenTarget
 
@@ -170,6 +171,17 @@ def strip_softmax(model: keras.Model) -> keras.Model:
             f"strip_softmax needs a single-output model; '{model.name}' has "
             f"{len(source.outputs)} outputs."
         )
-    logits = logits_of(source.outputs[0], model.name)
-    inputs = source.inputs[0] if len(source.inputs) == 1 else source.inputs
-    return keras.Model(inputs, logits, name=f"{model.name}_logits")
+    return graph.model_to(logits_of(source.outputs[0], model.name), f"{model.name}_logits")
+
+
+def label_ids(labels: tf.Tensor, one_hot: bool) -> tf.Tensor:
+    """``(b,)`` int32 class ids from ids, ``(b, 1)`` ids, 0./1. floats or
+    one-hot rows: eager (the callback's probe labels) or traced (a dataset
+    step), the same rule."""
+    if one_hot:
+        return tf.argmax(tf.reshape(labels, [tf.shape(labels)[0], -1]), axis=1,
+                         output_type=tf.int32)
+    labels = tf.reshape(labels, [-1])
+    if labels.dtype.is_floating:
+        labels = tf.round(labels)  # binary 0./1. labels (half to even, as np.rint)
+    return tf.cast(labels, tf.int32)

@@ -13,6 +13,7 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
 import keras_conductance as kc
+from keras_conductance import interrupts
 from keras_conductance.callbacks import ConductanceCallback
 from keras_conductance.callbacks import _images
 from keras_conductance.callbacks import conductance_callback as cc
@@ -249,7 +250,7 @@ def test_a_record_is_written_whole_when_ctrl_c_arrives(tmp_path):
     try:
         path = tmp_path / "f.txt"
         with pytest.raises(KeyboardInterrupt):
-            with cc._interrupts_deferred():
+            with interrupts.deferred():
                 os.kill(os.getpid(), signal.SIGINT)
                 path.write_text("whole record\n")
         assert path.read_text() == "whole record\n"

@@ -4,6 +4,7 @@ wheel holds, and where Keras models are built (docs/architecture.md)."""
 import ast
 import configparser
 import pathlib
+import re
 
 import setuptools
 
@@ -44,3 +45,36 @@ def test_the_library_wheel_holds_no_studies():
 def test_the_package_init_does_not_read_the_command_line():
     source = (LIBRARY / "__init__.py").read_text()
     assert "argv" not in source and "time" not in source
+
+
+# Keras' private attributes (and its private package): only the model
+# boundary, adapter.py and graph.py, may lean on them.
+KERAS_PRIVATES = re.compile(
+    r"keras\.src\b|\._keras_history\b|\._inbound_nodes\b|\._outbound_nodes\b|"
+    r"\._inputs_struct\b|\._outputs_struct\b|\._layers\b|\._operations\b|"
+    r"\._build_shapes_dict\b|\._call_signature\b|\._tracker\b")
+BOUNDARY = {"adapter.py", "graph.py"}
+
+
+def outside_the_boundary():
+    return [p for p in sorted(LIBRARY.rglob("*.py")) if p.name not in BOUNDARY]
+
+
+def test_only_the_adapter_and_graph_build_keras_models():
+    found = []
+    # demo.py builds the demo's own CNN, a user's model, not a view of one.
+    for path in (p for p in outside_the_boundary() if p.name != "demo.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) in (
+                    "keras.Model", "keras.models.Model", "Model", "keras.Sequential"):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not found, f"keras.Model built outside adapter.py/graph.py: {found}"
+
+
+def test_only_the_adapter_and_graph_touch_keras_privates():
+    found = [f"{p.relative_to(ROOT)}:{i}" for p in outside_the_boundary()
+             for i, line in enumerate(p.read_text().splitlines(), 1)
+             if KERAS_PRIVATES.search(line.split("#")[0])]
+    assert not found, f"Keras privates outside adapter.py/graph.py: {found}"
+    # ... and the boundary does use them (else this pattern tests nothing).
+    assert KERAS_PRIVATES.search((LIBRARY / "adapter.py").read_text())

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import signal
-import threading
 import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -29,8 +26,10 @@ from keras_conductance.callbacks.npz_sink import NPZSink
 from keras_conductance.callbacks.record import Record
 from keras_conductance.callbacks.sink import Sink
 from keras_conductance.callbacks.tensorboard_sink import TensorBoardSink
+from keras_conductance import interrupts
 from keras_conductance.explainer import Conductance, path_rule
 from keras_conductance.neuron import NeuronConductance
+from keras_conductance.targets import label_ids
 
 __all__ = ["ConductanceCallback"]
 
@@ -317,7 +316,7 @@ class ConductanceCallback(keras.callbacks.Callback):
         inputs, labels = self._probe_set()
         # The probe set meets the rules of `inputs`, in the words of `data`.
         prepared = explainer.adapter.prepare(inputs, self.baselines, argument="data")
-        explainer._target(self._explained_target(labels), prepared)  # class range
+        explainer.resolve_target(self._explained_target(labels), prepared)  # class range
         shapes = explainer.unit_shapes(prepared)
         axes = channel_axes(self.channel_axis, self.layers)
         check_channel_axes(axes, shapes)
@@ -425,7 +424,7 @@ class ConductanceCallback(keras.callbacks.Callback):
         self.last_attribution = attr
         if epoch >= 0:
             self._recorded_epoch = epoch
-        with _interrupts_deferred():
+        with interrupts.deferred():
             for sink in self._get_sinks():
                 sink.write(record)
         self._last_record = record
@@ -633,9 +632,8 @@ def _read_probe(data, steps: int):
 def _label_ids(labels: np.ndarray) -> np.ndarray:
     """``(B,)`` int ids from ids, ``(B, 1)`` ids or one-hot rows."""
     check_labels_dtype(labels.dtype, "data", "the probe labels")
-    if labels.ndim >= 2 and labels.shape[-1] > 1:
-        return labels.reshape(labels.shape[0], -1).argmax(axis=1).astype(np.int32)
-    return np.rint(labels.reshape(-1)).astype(np.int32)
+    one_hot = labels.ndim >= 2 and labels.shape[-1] > 1
+    return label_ids(tf.constant(labels), one_hot).numpy()
 
 
 def _describe(inputs) -> str:
@@ -643,24 +641,3 @@ def _describe(inputs) -> str:
         return f"one array of shape {inputs.shape}"
     shapes = tf.nest.map_structure(lambda a: tuple(np.shape(a)), inputs)
     return f"several inputs {shapes}"
-
-
-@contextlib.contextmanager
-def _interrupts_deferred():
-    """Delays Ctrl-C (SIGINT) until the block is done, so that a record is
-    written whole. Only the main thread receives signals; elsewhere this
-    does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if received:
-            if callable(previous):  # usually signal.default_int_handler
-                previous(signal.SIGINT, received[-1])
-            elif previous != signal.SIG_IGN:
-                raise KeyboardInterrupt
