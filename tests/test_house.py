@@ -19,6 +19,9 @@ def imports(path: pathlib.Path):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             yield node.module
+            if node.module == "keras_conductance":  # from keras_conductance import engine
+                yield from (f"keras_conductance.{alias.name}" for alias in node.names
+                            if (LIBRARY / f"{alias.name}.py").exists())
 
 
 def test_the_library_never_imports_the_studies():
@@ -78,3 +81,34 @@ def test_only_the_adapter_and_graph_touch_keras_privates():
     assert not found, f"Keras privates outside adapter.py/graph.py: {found}"
     # ... and the boundary does use them (else this pattern tests nothing).
     assert KERAS_PRIVATES.search((LIBRARY / "adapter.py").read_text())
+
+
+# The layers of docs/architecture.md, bottom first: a module imports only
+# modules of its own layer or of a layer below.
+LAYERS = [
+    {"arguments", "cache", "folders", "checkpoint", "progress", "interrupts", "plotting"},
+    {"graph", "taps", "unit_meanings", "targets", "token_targets", "adapter"},
+    {"quadrature", "engine", "adaptive", "attribution"},
+    {"explainer", "functional", "neuron", "ablation", "dataset_conductance", "pixels", "split"},
+    {"callbacks", "cli", "loading", "report", "report_figures", "report_html", "class_names",
+     "demo"},
+]
+
+
+def layer_of(module: str) -> int:
+    top = module.split(".")[0]
+    return next(i for i, names in enumerate(LAYERS) if top in names)
+
+
+def test_every_import_points_down():
+    modules = {p: ".".join(p.relative_to(LIBRARY).with_suffix("").parts)
+               for p in LIBRARY.rglob("*.py") if p.name != "__init__.py"}
+    assert {m.split(".")[0] for m in modules.values()} == set().union(*LAYERS)
+    upward = []
+    for path, module in modules.items():
+        for name in imports(path):
+            if name.startswith("keras_conductance."):
+                used = name.removeprefix("keras_conductance.")
+                if layer_of(used) > layer_of(module):
+                    upward.append(f"{module} -> {used}")
+    assert not upward, f"imports pointing up a layer: {upward}"
