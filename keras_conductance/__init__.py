@@ -38,7 +38,8 @@ from keras_conductance.callbacks import (  # noqa: E402
     Sink,
     TensorBoardSink,
 )
-from keras_conductance.dataset_conductance import DatasetConductance, conductance_over_dataset  # noqa: E402
+from keras_conductance.dataset_conductance import conductance_over_dataset  # noqa: E402
+from keras_conductance.dataset_result import DatasetConductance, load_dataset_result  # noqa: E402
 from keras_conductance.explainer import Conductance  # noqa: E402
 from keras_conductance.functional import (  # noqa: E402
     activation,
@@ -53,6 +54,7 @@ from keras_conductance.pixels import PixelMaps, pixel_maps  # noqa: E402
 from keras_conductance.quadrature import METHODS, Rule, make_rule  # noqa: E402
 from keras_conductance.split import Split, split_model  # noqa: E402
 from keras_conductance.targets import strip_softmax  # noqa: E402
+from keras_conductance.top_examples import TopExamples  # noqa: E402
 from keras_conductance.token_targets import (  # noqa: E402
     TokenTarget,
     continuation,
@@ -82,6 +84,7 @@ __all__ = [
     "Split",
     "TensorBoardSink",
     "TokenTarget",
+    "TopExamples",
     "Unit",
     "ablate_until_flip",
     "ablation_scores",
@@ -93,6 +96,7 @@ __all__ = [
     "gradient_x_activation",
     "internal_influence",
     "list_units",
+    "load_dataset_result",
     "logit_difference",
     "make_rule",
     "measures",

@@ -160,7 +160,9 @@ ARGUMENTS: Dict[str, Argument] = dict([
        default=("epoch_end", "test_end")),
     _count("freq", "compute every freq epochs", default=1),
     _a("log_dir", "path", "TensorBoard log folder (None: no TensorBoard output)", none=True),
-    _count("top_k", "filters per layer followed as TensorBoard scalars", default=5),
+    _count("top_k", "how many of the strongest to keep: filters per layer (the callback's "
+           "TensorBoard scalars, a summary's rows); a dataset run's positions per unit and sign "
+           "(None: none)", default=5, none=True),
     _a("write_images", "choice", "TensorBoard images", default=True,
        choices=(True, False, "overlay", "heatmap", "both")),
     _count("image_freq", "write images every image_freq epochs", default=1),
@@ -189,6 +191,7 @@ ARGUMENTS: Dict[str, Argument] = dict([
     _a("log_prob", "bool", "score log-probabilities instead of logits", default=False),
     # -- the command line -------------------------------------------------------------
     _count("epochs", "training epochs of the demo model", default=8, cli="--epochs"),
+    _a("path", "path", "a result file to write or read (.npz)"),
     _a("out", "path", "report folder (created; must be writable)", default="conductance-report",
        cli="--out"),
 ])

@@ -12,7 +12,6 @@ several workers or a TPU.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Union
@@ -21,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_conductance import interrupts, quadrature
+from keras_conductance import interrupts, quadrature, top_examples
 from keras_conductance.arguments import check, check_labels_dtype, message
 from keras_conductance.attribution import channel_axes, check_channel_axes, filters_along
 from keras_conductance.cache import cached, compiled
@@ -34,95 +33,13 @@ from keras_conductance.explainer import (
     Conductance,
     unchanged_message,
 )
+from keras_conductance.dataset_result import DatasetConductance
 from keras_conductance.functional import explainer_for
 from keras_conductance.targets import label_ids as to_label_ids
 from keras_conductance.targets import resolve_target
 
 __all__ = ["DatasetConductance", "conductance_over_dataset"]
 
-
-
-@dataclasses.dataclass(eq=False)
-class DatasetConductance:
-    """Per-filter conductance aggregated over a dataset.
-
-    ``C`` is a layer's number of filters (channels), ``L`` the number of
-    distinct labels seen. Means are float64 over all examples streamed.
-
-    Attributes:
-        layers: the layer names, in the order requested.
-        mean: layer -> ``(C,)`` mean per-filter conductance over all examples
-            (the conductance of a filter is the sum over its units, Eq. 3).
-        count: number of examples streamed.
-        labels: ``(L,)`` int label ids that occurred, ascending; None when
-            the dataset yields no labels.
-        mean_per_label: layer -> ``(L, C)``; row ``i`` is the mean over the
-            examples whose label is ``labels[i]`` (the paper's class-level
-            importance, Sec. 5.2). None without labels.
-        count_per_label: ``(L,)`` examples per label; None without labels.
-        mean_abs_delta: layer -> mean over examples of |sum of the layer's
-            conductances - (F(x) - F(x'))|, the completeness error (only a
-            layer that cuts the network must have it near zero).
-        mean_output_diff: mean of F(x) - F(x') over examples.
-        target: what was explained: ``"top"`` (each example's top predicted
-            class), ``"label"``, ``"class <k>"`` or ``"callable"``.
-        n_steps: steps of the integration rule.
-        method: the integration rule.
-        is_cut: layer -> whether the layer alone cuts the network (None: a
-            unit inside a layer, unknown).
-        batches: batches summed, all told.
-        resumed_batches: how many of them came from a checkpoint
-            (``checkpoint_dir``) rather than this call.
-    """
-
-    layers: List[str]
-    mean: Dict[str, np.ndarray]
-    count: int
-    labels: Optional[np.ndarray]
-    mean_per_label: Optional[Dict[str, np.ndarray]]
-    count_per_label: Optional[np.ndarray]
-    mean_abs_delta: Dict[str, float]
-    mean_output_diff: float
-    target: str
-    n_steps: int
-    method: str
-    is_cut: Dict[str, Optional[bool]]
-    batches: int = 0
-    resumed_batches: int = 0
-
-    def label_mean(self, layer: str, label: int) -> np.ndarray:
-        """``(C,)`` mean per-filter conductance over the examples of ``label``."""
-        if self.labels is None:
-            raise ValueError(
-                "This result has no per-label means: the dataset yielded no "
-                "labels. Stream `(inputs, labels)` pairs to get them."
-            )
-        where = np.flatnonzero(self.labels == label)
-        if where.size == 0:
-            raise ValueError(
-                f"No example had label={label!r}. Labels seen: {self.labels.tolist()}."
-            )
-        return self.mean_per_label[self._layer(layer)][where[0]]
-
-    def top_filters(self, layer: str, k: int = 10, label: Optional[int] = None) -> np.ndarray:
-        """``(k,)`` indices of the filters with the largest mean conductance.
-
-        Args:
-            layer: layer name.
-            k: how many filters.
-            label: rank by the mean over this label's examples instead of all.
-        """
-        scores = self.mean[self._layer(layer)] if label is None else self.label_mean(layer, label)
-        return np.argsort(-scores, kind="stable")[:check("k", k, high=scores.size)]
-
-    def _layer(self, layer: str) -> str:
-        if not isinstance(layer, str):
-            raise TypeError(message("layer", "a layer name (str)", layer))
-        if layer not in self.mean:
-            raise KeyError(
-                f"No such layer: {layer!r} in this result. Valid layers: {self.layers}."
-            )
-        return layer
 
 
 # -- input checks ------------------------------------------------------------
@@ -216,10 +133,12 @@ class _DatasetStep:
         channel_axis: filter axis of each layer output, one per layer.
         strategy: the ``tf.distribute`` strategy.
         const_shapes: per-example shapes of the held-constant inputs.
+        top_k: positions kept per unit and sign (None: no top examples,
+            histograms or mean |conductance|).
     """
 
     def __init__(self, explainer, rule, rows_per_example, baselines, target,
-                 label_slots, one_hot, channel_axis, strategy, const_shapes):
+                 label_slots, one_hot, channel_axis, strategy, const_shapes, top_k=None):
         self.adapter = explainer.adapter
         self.engine = explainer.engine
         self.rule, self.m = rule, rows_per_example
@@ -235,6 +154,24 @@ class _DatasetStep:
         check_channel_axes(dict(zip(explainer.layers, self.channel_axes)), self.layer_shapes)
         self._forward = self.engine.forward_function(path_shapes, const_shapes)
         self._compiled = {}
+        self.top_k = top_k
+        self.has_labels = label_slots > 0
+
+    def position_shape(self, k: int) -> tuple:
+        """Layer ``k``'s positions per example, e.g. ``(T,)`` or ``(H, W)``."""
+        shape = self.layer_shapes[k]
+        places, _ = top_examples.position_axes(len(shape) + 1, self.channel_axes[k])
+        return tuple(int(shape[a - 1]) for a in places)
+
+    def empty_top(self) -> Dict[str, np.ndarray]:
+        """The host's running top-k state before the first batch."""
+        state = {}
+        for k, shape in enumerate(self.layer_shapes):
+            places = int(np.prod(self.position_shape(k), dtype=np.int64))
+            empty = top_examples.empty_state(filters_along(shape, self.channel_axes[k]), places,
+                                             self.top_k, self.has_labels)
+            state.update({f"top/{k}/{key}": value for key, value in empty.items()})
+        return state
 
     def compiled(self, element_spec) -> Callable:
         """The step for a distributed dataset's (inputs, labels) spec.
@@ -273,14 +210,14 @@ class _DatasetStep:
             return tf.fill([batch], -1)
         return tf.fill([batch], tf.constant(int(self.target), tf.int32))
 
-    def _replica_sums(self, inputs, labels=None):
+    def _replica_sums(self, inputs, labels=None, ids=None):
         # A replica can get an empty share of the last batch. Skip it: on
         # CPU, TensorFlow's oneDNN fused Conv2D+ReLU fails on empty batches
         # ("input depth must be evenly divisible by filter depth").
         first = tf.nest.flatten(inputs)[0]
         return tf.cond(
             tf.shape(first)[0] > 0,
-            lambda: self._sums(inputs, labels),
+            lambda: self._sums(inputs, labels, ids),
             self._zero_sums,
         )
 
@@ -297,9 +234,17 @@ class _DatasetStep:
             sums["label_count"] = tf.zeros([self.label_slots])
             sums["outside"] = tf.constant(0.0)
             sums["fractional"] = tf.constant(0.0)
+        if self.top_k:
+            # An empty share's candidates: every slot empty, as on the host.
+            for key, value in self.empty_top().items():
+                sums[key] = tf.constant(value[None])
+            for k, shape in enumerate(self.layer_shapes):
+                filters = filters_along(shape, self.channel_axes[k])
+                sums[f"abs_filters_{k}"] = tf.zeros([filters])
+                sums[f"histogram_{k}"] = tf.zeros([filters, top_examples.HISTOGRAM_EDGES.size + 1])
         return sums
 
-    def _sums(self, inputs, labels=None):
+    def _sums(self, inputs, labels=None, ids=None):
         raw = self.adapter.structure(inputs, "features", convert=False)
         xs, consts = self.adapter.split(raw)
         xbs = [tf.broadcast_to(b, tf.shape(x)) for b, x in zip(self.baselines, xs)]
@@ -338,6 +283,8 @@ class _DatasetStep:
             if label_ids is not None:
                 sums[f"label_filters_{k}"] = tf.math.unsorted_segment_sum(
                     per_filter, label_ids, self.label_slots)
+            if self.top_k:
+                sums.update(self._unit_statistics(k, values, per_filter, ids, target, label_ids))
         if label_ids is not None:
             ones = tf.ones_like(diff)
             sums["label_count"] = tf.math.unsorted_segment_sum(ones, label_ids, self.label_slots)
@@ -345,10 +292,23 @@ class _DatasetStep:
             sums["fractional"] = tf.constant(0.0) if fractional is None else fractional
         return sums
 
+    def _unit_statistics(self, k, values, per_filter, ids, target, label_ids):
+        """Layer ``k``'s top-k candidates, |conductance| sums and histogram."""
+        per_position = top_examples.positions_of(values, self.channel_axes[k])
+        candidates = top_examples.replica_candidates(per_position, ids, target, label_ids,
+                                                     self.top_k)
+        out = {f"top/{k}/{key}": value for key, value in candidates.items()}
+        out[f"abs_filters_{k}"] = tf.reduce_sum(tf.abs(per_filter), axis=0)
+        out[f"histogram_{k}"] = top_examples.histogram_counts(per_filter)
+        return out
+
     def _distributed(self, element):
-        per_replica = self.strategy.run(self._replica_sums, args=tuple(element))
+        per_replica = self.strategy.run(self._replica_sums, kwargs=element)
+        # Sums add up across replicas; top-k candidates are gathered (one
+        # block per replica) and merged on the host by the exact rule.
         return {
-            key: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+            key: self.strategy.gather(value, axis=0) if key.startswith("top/")
+            else self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
             for key, value in per_replica.items()
         }
 
@@ -373,7 +333,22 @@ def _first_batch(dataset: tf.data.Dataset):
 
 
 def _host_sums(sums: Dict[str, tf.Tensor]) -> Dict[str, np.ndarray]:
-    return {k: np.asarray(v, np.float64) for k, v in sums.items()}
+    """Sums in float64; top-k candidates in their own dtypes."""
+    return {k: np.asarray(v) if k.startswith("top/") else np.asarray(v, np.float64)
+            for k, v in sums.items()}
+
+
+def _added(totals: Dict[str, np.ndarray], sums: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """Running totals after one more batch: sums added, top-k merged."""
+    out = {k: totals[k] + v if k in totals else v
+           for k, v in sums.items() if not k.startswith("top/")}
+    layers = sorted({k.split("/")[1] for k in sums if k.startswith("top/")})
+    for layer in layers:
+        prefix = f"top/{layer}/"
+        state = {k[len(prefix):]: v for k, v in totals.items() if k.startswith(prefix)}
+        new = {k[len(prefix):]: v for k, v in sums.items() if k.startswith(prefix)}
+        out.update({prefix + k: v for k, v in top_examples.merge(state, new).items()})
+    return out
 
 
 def conductance_over_dataset(
@@ -397,6 +372,7 @@ def conductance_over_dataset(
     strategy: Optional[tf.distribute.Strategy] = None,
     checkpoint_dir: Optional[str] = None,
     checkpoint_every: int = 10,
+    top_k: Optional[int] = None,
     verbose: Union[int, str] = "auto",
 ) -> DatasetConductance:
     """Mean per-filter conductance over a dataset, overall and per label.
@@ -451,6 +427,15 @@ def conductance_over_dataset(
             (no unseeded reshuffling). A checkpoint written with other
             settings is refused with what differs.
         checkpoint_every: batches between checkpoints.
+        top_k: also keep, for every unit of every layer, the ``top_k``
+            positions of the dataset where it conducts most and the
+            ``top_k`` where it conducts most negatively (``result.top``),
+            each unit's mean |conductance| and a histogram of its
+            per-example conductance, and the inputs of the examples kept
+            (read in a second pass over ``dataset``, without computing). A
+            position is an example and, for ``(b, T, C)`` or ``(b, H, W, C)``
+            outputs, a token or a cell; memory stays bounded whatever the
+            dataset's length. None: none of this.
         verbose: 0 silent, 1 progress bar, ``"auto"`` a bar once the run has
             taken a few seconds.
 
@@ -472,6 +457,7 @@ def conductance_over_dataset(
     verbose = check("verbose", verbose)
     steps, num_labels = check("steps", steps), check("num_labels", num_labels)
     checkpoint_every = check("checkpoint_every", checkpoint_every)
+    top_k = check("top_k", top_k)
     checkpoint_dir = check("checkpoint_dir", checkpoint_dir)
     if strategy is not None and not isinstance(strategy, tf.distribute.Strategy):
         raise TypeError(message(
@@ -521,7 +507,7 @@ def conductance_over_dataset(
     step = _cached_step(
         explainer, rule, m, starts, target, slots,
         label_spec is not None and _is_one_hot(label_spec),
-        axes, strategy, [c.shape[1:] for c in prep.consts],
+        axes, strategy, [c.shape[1:] for c in prep.consts], top_k,
     )
     checkpoint = None
     if checkpoint_dir is not None:
@@ -538,10 +524,15 @@ def conductance_over_dataset(
             if isinstance(channel_axis, dict) else channel_axis,
             steps=steps, replicas=strategy.num_replicas_in_sync,
             dataset=repr(dataset.element_spec), batches=int(dataset.cardinality()),
+            top_k=top_k,
         ))
-    totals, done, resumed = _stream(dataset, step, strategy, verbose, checkpoint)
-    return _result(totals, explainer, target, slots, rule, label_spec is not None,
-                   batches=done, resumed_batches=resumed)
+    keyed = _keyed(dataset, with_ids=top_k is not None)
+    totals, done, resumed = _stream(keyed, step, strategy, verbose, checkpoint)
+    result = _result(totals, explainer, target, slots, rule, label_spec is not None,
+                     batches=done, resumed_batches=resumed)
+    if top_k is not None:
+        _add_top(result, totals, step, keyed)
+    return result
 
 
 def _target_fingerprint(target) -> str:
@@ -567,10 +558,26 @@ def _cached_step(explainer: Conductance, rule, m, baselines, *settings) -> _Data
                   lambda: _DatasetStep(explainer, rule, m, baselines, *settings))
 
 
-def _as_pair(element):
-    """``(features, labels)`` or ``(features,)``; sample weights are dropped."""
-    element = element if isinstance(element, tuple) else (element,)
-    return element[:2]
+def _keyed(dataset: tf.data.Dataset, with_ids: bool) -> tf.data.Dataset:
+    """Elements as ``{"inputs", "labels"?, "ids"?}``: sample weights are
+    dropped, and ``ids`` (with ``top_k``) numbers the examples from 0 across
+    batches, before any skip or sharding, so that every replica, worker and
+    resumed run names an example alike."""
+    def keyed(*element):
+        out = {"inputs": element[0]}
+        if len(element) > 1:
+            out["labels"] = element[1]
+        return out
+
+    dataset = dataset.map(keyed)
+    if not with_ids:
+        return dataset
+
+    def number(start, element):
+        size = tf.shape(tf.nest.flatten(element["inputs"])[0], out_type=tf.int64)[0]
+        return start + size, dict(element, ids=start + tf.range(size))
+
+    return dataset.scan(tf.constant(0, tf.int64), number)
 
 
 def _stream(dataset, step: _DatasetStep, strategy, verbose, checkpoint=None):
@@ -582,18 +589,17 @@ def _stream(dataset, step: _DatasetStep, strategy, verbose, checkpoint=None):
     if resumed:
         dataset = dataset.skip(resumed)
     distributed = strategy.experimental_distribute_dataset(dataset)
-    function = step.compiled(_as_pair(distributed.element_spec))
+    function = step.compiled(distributed.element_spec)
     # (batches done, totals) is replaced in one assignment, so an interrupt
     # between batches never leaves a count that disagrees with the sums.
-    state = (resumed, totals or {})
+    state = (resumed, totals or ({} if not step.top_k else step.empty_top()))
     try:
         with interrupts.sigterm_as_interrupt(enabled=checkpoint is not None):
             for element in distributed:
-                sums = _host_sums(function(_as_pair(element)))
+                sums = _host_sums(function(element))
                 _check_batch(sums, state[0] + 1)
                 done, totals = state
-                state = (done + 1, {k: totals[k] + v if k in totals else v
-                                    for k, v in sums.items()})
+                state = (done + 1, _added(totals, sums))
                 if checkpoint is not None and checkpoint.due(state[0]):
                     checkpoint.save(*state)
                 progress.update(1, examples=int(state[1]["count"]))
@@ -689,3 +695,45 @@ def _result(totals, explainer: Conductance, target, slots, rule, has_labels, bat
         batches=batches,
         resumed_batches=resumed_batches,
     )
+
+
+def _add_top(result: DatasetConductance, totals, step: "_DatasetStep", keyed):
+    """Fills in the top-k fields: the kept positions per layer, the unit
+    statistics, and the inputs of the examples kept."""
+    count = max(result.count, 1)
+    result.top, result.mean_abs, result.histogram = {}, {}, {}
+    for k, name in enumerate(result.layers):
+        shape = step.position_shape(k)
+        places = int(np.prod(shape, dtype=np.int64))
+        state = {key[len(f"top/{k}/"):]: v for key, v in totals.items()
+                 if key.startswith(f"top/{k}/")}
+        filled = min(step.top_k, result.count * places)
+        result.top[name] = top_examples.to_result(state, filled, shape)
+        result.mean_abs[name] = totals[f"abs_filters_{k}"] / count
+        result.histogram[name] = totals[f"histogram_{k}"].astype(np.int64)
+    result.histogram_edges = top_examples.HISTOGRAM_EDGES.copy()
+    wanted = np.unique(np.concatenate([t.example_ids() for t in result.top.values()]))
+    result.example_ids, result.example_inputs = wanted, _gather_inputs(keyed, wanted)
+
+
+def _gather_inputs(keyed: tf.data.Dataset, wanted: np.ndarray):
+    """The features of examples ``wanted`` (sorted dataset indices), read
+    from the dataset on the host: ``(N, ...)`` arrays in ``wanted``'s order,
+    one array for one input, else a dict by input name (or position)."""
+    rows, found = [], 0
+    for element in keyed:
+        if found == wanted.size:
+            break
+        ids = element["ids"].numpy()
+        keep = np.flatnonzero(np.isin(ids, wanted))
+        if keep.size:
+            found += keep.size
+            rows.append(tf.nest.map_structure(lambda t: np.asarray(t)[keep], element["inputs"]))
+    if not rows:
+        return None
+    stacked = tf.nest.map_structure(lambda *parts: np.concatenate(parts), *rows)
+    if isinstance(stacked, dict):
+        return {str(k): v for k, v in stacked.items()}
+    if isinstance(stacked, (tuple, list)):
+        return {str(i): v for i, v in enumerate(stacked)}
+    return stacked

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 import keras_conductance as kc
 
-SETTINGS = dict(target="label", n_steps=32, verbose=0)
+SETTINGS = dict(target="label", n_steps=32, top_k=4, verbose=0)
 LAYERS = ["conv1", "conv2"]
 BATCHES = 16
 

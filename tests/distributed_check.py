@@ -71,6 +71,7 @@ def main():
             result.mean_output_diff, reference.output_diff.mean(), RTOL, ATOL
         )
     worst = max(worst, check_units_inside_a_layer(strategy))
+    check_top_examples(model, ds, strategy)
     print(f"OK max|mirrored - single| = {worst:.3g}")
 
 
@@ -105,6 +106,25 @@ def check_units_inside_a_layer(strategy):
     np.testing.assert_allclose(result.mean[heads].sum(), result.mean[projection].sum(),
                                1e-5, 1e-7)
     return worst
+
+
+def check_top_examples(model, ds, strategy):
+    """``top_k`` under the strategy keeps the very examples and positions of
+    one device (the merge is exact; values agree to float32 noise)."""
+    single = conductance_over_dataset(model, ds, LAYERS, target="label", n_steps=16, top_k=3,
+                                      verbose=0)
+    result = conductance_over_dataset(model, ds, LAYERS, target="label", n_steps=16, top_k=3,
+                                      strategy=strategy, verbose=0)
+    for layer in LAYERS:
+        for sign in ("positive", "negative"):
+            for field in ("examples", "positions", "targets", "labels"):
+                np.testing.assert_array_equal(getattr(result.top[layer], field)[sign],
+                                              getattr(single.top[layer], field)[sign])
+            np.testing.assert_allclose(result.top[layer].contexts[sign],
+                                       single.top[layer].contexts[sign], RTOL, ATOL)
+        np.testing.assert_array_equal(result.histogram[layer], single.histogram[layer])
+    np.testing.assert_array_equal(result.example_ids, single.example_ids)
+    np.testing.assert_array_equal(result.example_inputs, single.example_inputs)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,9 @@ def flatten(result, prefix):
         out[f"{prefix}/mean/{layer}"] = result.mean[layer]
         out[f"{prefix}/label_mean/{layer}"] = result.mean_per_label[layer]
         out[f"{prefix}/delta/{layer}"] = result.mean_abs_delta[layer]
+        for sign in ("positive", "negative"):
+            for field in ("examples", "positions", "values"):
+                out[f"{prefix}/top/{layer}/{field}/{sign}"] = getattr(result.top[layer], field)[sign]
     return out
 
 
@@ -56,7 +59,7 @@ def main(index, ports, out):
     arrays = {}
     for name, ds in datasets().items():
         result = conductance_over_dataset(model, ds, LAYERS, target="label", n_steps=16,
-                                          strategy=strategy, verbose=0)
+                                          strategy=strategy, top_k=3, verbose=0)
         arrays.update(flatten(result, name))
     np.savez(out, **arrays)
     print("OK", strategy.num_replicas_in_sync, strategy.cluster_resolver.task_id)

@@ -72,6 +72,13 @@ def test_an_interrupted_run_resumes_to_exactly_the_uninterrupted_result(sig, tmp
         np.testing.assert_array_equal(resumed.mean[layer], whole.mean[layer])
         np.testing.assert_array_equal(resumed.mean_per_label[layer], whole.mean_per_label[layer])
         assert resumed.mean_abs_delta[layer] == whole.mean_abs_delta[layer]
+        # The running top examples resume bit for bit too.
+        for field in ("values", "examples", "positions", "targets", "labels", "contexts"):
+            for sign in ("positive", "negative"):
+                np.testing.assert_array_equal(getattr(resumed.top[layer], field)[sign],
+                                              getattr(whole.top[layer], field)[sign])
+        np.testing.assert_array_equal(resumed.histogram[layer], whole.histogram[layer])
+        np.testing.assert_array_equal(resumed.mean_abs[layer], whole.mean_abs[layer])
     np.testing.assert_array_equal(resumed.count_per_label, whole.count_per_label)
     # A finished run's checkpoint answers at once: nothing left to compute.
     again = run(tmp_path)

@@ -88,7 +88,7 @@ def test_only_the_adapter_and_graph_touch_keras_privates():
 LAYERS = [
     {"arguments", "cache", "folders", "checkpoint", "progress", "interrupts", "plotting"},
     {"graph", "taps", "unit_meanings", "targets", "token_targets", "adapter"},
-    {"quadrature", "engine", "adaptive", "attribution"},
+    {"quadrature", "engine", "adaptive", "attribution", "top_examples", "dataset_result"},
     {"explainer", "functional", "neuron", "ablation", "dataset_conductance", "pixels", "split"},
     {"callbacks", "cli", "loading", "report", "report_figures", "report_html", "class_names",
      "demo"},

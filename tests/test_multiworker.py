@@ -58,7 +58,7 @@ def test_two_workers_equal_one_device(tmp_path):
     single = {}
     for name, ds in datasets().items():
         single.update(flatten(kc.conductance_over_dataset(
-            model, ds, LAYERS, target="label", n_steps=16, verbose=0), name))
+            model, ds, LAYERS, target="label", n_steps=16, top_k=3, verbose=0), name))
     workers = run_workers(tmp_path)
     for name in ("ragged", "tiny"):
         scale = abs(single[f"{name}/diff"])
@@ -77,4 +77,11 @@ def test_two_workers_equal_one_device(tmp_path):
                 # compared on the scale of F(x) - F(x').
                 assert abs(result[f"{name}/delta/{layer}"] - single[f"{name}/delta/{layer}"]) \
                     <= 1e-5 * scale
+                # The top examples: the same examples and positions (exact merge).
+                for sign in ("positive", "negative"):
+                    for field in ("examples", "positions"):
+                        key = f"{name}/top/{layer}/{field}/{sign}"
+                        np.testing.assert_array_equal(result[key], single[key])
+                    key = f"{name}/top/{layer}/values/{sign}"
+                    np.testing.assert_allclose(result[key], single[key], rtol=1e-5, atol=1e-7)
     assert single["ragged/count"] == 37 and single["tiny/count"] == 1
