@@ -40,6 +40,7 @@ from keras_conductance.callbacks import (  # noqa: E402
 )
 from keras_conductance.dataset_conductance import conductance_over_dataset  # noqa: E402
 from keras_conductance.dataset_result import DatasetConductance, load_dataset_result  # noqa: E402
+from keras_conductance.browser import unit_browser  # noqa: E402
 from keras_conductance.explainer import Conductance  # noqa: E402
 from keras_conductance.functional import (  # noqa: E402
     activation,
@@ -105,4 +106,5 @@ __all__ = [
     "pixel_maps",
     "split_model",
     "strip_softmax",
+    "unit_browser",
 ]

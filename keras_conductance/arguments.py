@@ -138,6 +138,10 @@ ARGUMENTS: Dict[str, Argument] = dict([
        "example, or None for all"),
     _a("k", "int", "how many filters: 1 to the unit's number of filters", default=10, low=1),
     _a("label", "model", "a label id seen in the dataset"),
+    _a("unit", "int", "a unit's index in its layer: 0 to the layer's number of units - 1",
+       low=0),
+    _a("sign", "choice", "which of a unit's top lists: where it conducts most toward the score, "
+       "or most against it", default="positive", choices=("positive", "negative")),
     # -- ablation -------------------------------------------------------------------
     _a("value", "model", "what an ablated filter becomes: 'zero', 'baseline', a number, or an "
        "array broadcastable to the layer output", default="zero"),
@@ -192,6 +196,15 @@ ARGUMENTS: Dict[str, Argument] = dict([
     # -- the command line -------------------------------------------------------------
     _count("epochs", "training epochs of the demo model", default=8, cli="--epochs"),
     _a("path", "path", "a result file to write or read (.npz)"),
+    # -- the unit browser ---------------------------------------------------------------
+    _a("result", "model", "a DatasetConductance computed with top_k, or the .npz path its save "
+       "wrote", cli="RESULT"),
+    _a("vocabulary", "model", "token strings by id: a list of strings, or a callable id -> str "
+       "(e.g. a keras-hub tokenizer's id_to_token); None: ids", none=True, cli="--vocabulary"),
+    _a("class_names", "model", "class names by index, for explained classes and labels",
+       none=True, cli="--labels"),
+    _count("pad_id", "token id of padding, trimmed from the end of texts without a "
+           "padding_mask (None: trim nothing)", default=0, none=True, low=0, cli="--pad-id"),
     _a("out", "path", "report folder (created; must be writable)", default="conductance-report",
        cli="--out"),
 ])
@@ -413,7 +426,8 @@ def entry_points() -> Dict[str, Any]:
         "conductance", "measures", "internal_influence", "gradient_x_activation", "activation",
         "neuron_conductance", "pixel_maps", "ablation_scores", "ablate_until_flip",
         "conductance_over_dataset", "split_model", "list_units", "next_token",
-        "logit_difference", "continuation", "strip_softmax", "make_rule")}
+        "logit_difference", "continuation", "strip_softmax", "make_rule",
+        "load_dataset_result", "unit_browser")}
     methods = {"Conductance": ("__init__", "explain", "__call__", "endpoints"),
                "NeuronConductance": ("__init__", "__call__"),
                "Ablator": ("__init__", "scores", "predict", "until_flip"),
@@ -421,7 +435,8 @@ def entry_points() -> Dict[str, Any]:
                "TensorBoardSink": ("__init__",), "CSVSink": ("__init__",),
                "NPZSink": ("__init__",), "LogsSink": ("__init__",),
                "Attribution": ("per_filter", "top_filters", "relative_delta", "delta_of"),
-               "DatasetConductance": ("top_filters", "label_mean")}
+               "DatasetConductance": ("top_filters", "label_mean", "save"),
+               "TopExamples": ("unit",)}
     for cls, names in methods.items():
         for method in names:
             key = cls if method == "__init__" else f"{cls}.{method}"

@@ -19,6 +19,40 @@ def _demo(args) -> int:
     return 0
 
 
+def _browse(args) -> int:
+    from keras_conductance.browser import unit_browser
+    from keras_conductance.class_names import read_labels_file
+
+    labels = None if args.labels is None else read_labels_file(args.labels)
+    vocabulary = None if args.vocabulary is None else _read_vocabulary(args.vocabulary)
+    page = unit_browser(args.result, args.out, vocabulary=vocabulary, class_names=labels,
+                        pad_id=None if args.pad_id < 0 else args.pad_id)
+    print(f"Unit browser: {page} (open it in a web browser)")
+    return 0
+
+
+def _read_vocabulary(path: str) -> list:
+    """Token strings by id: a JSON list, or one token per line (line 1 is
+    id 0; lines are kept as they are, blank ones too, so ids stay aligned)."""
+    import json
+    import pathlib
+
+    file = pathlib.Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"--vocabulary: no such file: {path}. Pass a text file with one "
+                                "token per line (line 1 = id 0), or a JSON list of tokens.")
+    text = file.read_text(encoding="utf-8")
+    if file.suffix.lower() == ".json" or text.lstrip()[:1] == "[":
+        tokens = json.loads(text)
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise ValueError(f"--vocabulary {path}: expected a JSON list of strings.")
+        return tokens
+    tokens = text.split("\n")
+    if tokens and tokens[-1] == "":
+        tokens.pop()  # the file's last newline
+    return tokens
+
+
 def _start_layer(model, requested: Optional[str], kind: str) -> Optional[str]:
     """The path's start: as given, or the Embedding of a token/text model."""
     import keras
@@ -353,6 +387,23 @@ def build_parser() -> argparse.ArgumentParser:
     _vocabulary_flag(demo, "--epochs", "epochs")
     demo.add_argument("--quiet", action="store_true", help="no progress messages")
     demo.set_defaults(func=_demo)
+
+    browse = sub.add_parser(
+        "browse", help="write the unit browser of a dataset result saved with top_k",
+        formatter_class=defaults)
+    browse.add_argument("result", help="a .npz written by DatasetConductance.save (a "
+                        "conductance_over_dataset result with top_k)")
+    _vocabulary_flag(browse, "--out", "out", "the browser's folder (created; index.html inside)",
+                     default="unit-browser")
+    browse.add_argument("--vocabulary", default=None, metavar="FILE",
+                        help="token strings for text models: one token per line (line 1 = id 0) "
+                             "or a JSON list; none given: token ids are shown")
+    browse.add_argument("--labels", default=None, metavar="FILE",
+                        help="class names, one per line (line 1 = class 0), or JSON")
+    browse.add_argument("--pad-id", type=int, default=0,
+                        help="token id of padding, trimmed from the end of texts without a "
+                             "padding_mask (-1: trim nothing)")
+    browse.set_defaults(func=_browse)
 
     rep = sub.add_parser("report", help="explain a saved model's layers on your inputs",
                          formatter_class=defaults)

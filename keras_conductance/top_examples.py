@@ -31,6 +31,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
+from keras_conductance.arguments import check
+
 __all__ = ["HISTOGRAM_EDGES", "TopExamples", "empty_state", "merge", "position_axes",
            "positions_of", "replica_candidates", "histogram_counts", "to_result"]
 
@@ -210,25 +212,21 @@ class TopExamples:
     def n_units(self) -> int:
         return int(self.values["positive"].shape[0])
 
-    def unit(self, index: int, sign: str = "positive") -> List[Dict[str, object]]:
+    def unit(self, unit: int, sign: str = "positive") -> List[Dict[str, object]]:
         """One unit's entries, best first: dicts of example, position
         (unravelled), value, target and label."""
-        if sign not in SIGNS:
-            raise ValueError(f"No such sign: sign={sign!r}. Valid: {list(SIGNS)}.")
-        if not 0 <= index < self.n_units:
-            raise IndexError(
-                f"No such unit: index={index!r}. This layer has {self.n_units} units "
-                f"(0..{self.n_units - 1}).")
+        sign = check("sign", sign)
+        unit = check("unit", unit, high=self.n_units - 1)
         rows = []
         for j in range(self.values[sign].shape[1]):
-            flat = int(self.positions[sign][index, j])
+            flat = int(self.positions[sign][unit, j])
             rows.append({
-                "example": int(self.examples[sign][index, j]),
+                "example": int(self.examples[sign][unit, j]),
                 "position": tuple(int(p) for p in np.unravel_index(flat, self.position_shape))
                 if self.position_shape else (),
-                "value": float(self.values[sign][index, j]),
-                "target": int(self.targets[sign][index, j]),
-                "label": None if self.labels is None else int(self.labels[sign][index, j]),
+                "value": float(self.values[sign][unit, j]),
+                "target": int(self.targets[sign][unit, j]),
+                "label": None if self.labels is None else int(self.labels[sign][unit, j]),
             })
         return rows
 

@@ -47,3 +47,32 @@ def scroll_width(html_path, width: int = 1280) -> int:
     found = re.search(r"KC_SCROLL_WIDTH=(\d+)", proc.stdout)
     assert found, f"Chromium printed no width (exit {proc.returncode}): {proc.stderr[-1000:]}"
     return int(found.group(1))
+
+
+def dump_dom(html_path, fragment: str = "", probe: str = "", width: int = 1280,
+             budget_ms: int = 5000, real_time: bool = False) -> str:
+    """The DOM of ``html_path#fragment`` after the page (and ``probe``, a
+    script appended to a copy of the page beside it) has run.
+
+    ``real_time`` lets the page run for ``budget_ms`` of wall-clock time
+    (its own ``performance.now()`` readings are then real); otherwise time
+    is virtual and runs only while something waits, which is faster and
+    deterministic.
+    """
+    binary = chromium_binary()
+    html_path = pathlib.Path(html_path)
+    page = html_path.with_name(html_path.stem + "_probe.html")
+    page.write_text(html_path.read_text(encoding="utf-8") + probe, encoding="utf-8")
+    timing = [f"--timeout={budget_ms}"] if real_time else [f"--virtual-time-budget={budget_ms}"]
+    try:
+        proc = subprocess.run(
+            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             "--disable-background-networking", "--disable-component-update", "--no-first-run",
+             f"--window-size={width},900", *timing, "--dump-dom",
+             page.resolve().as_uri() + (f"#{fragment}" if fragment else "")],
+            capture_output=True, text=True, timeout=120)
+    finally:
+        page.unlink()
+    assert "<body" in proc.stdout, f"Chromium printed no DOM (exit {proc.returncode}): " \
+                                   f"{proc.stderr[-1000:]}"
+    return proc.stdout

@@ -47,6 +47,17 @@ def _over_dataset():
     return kc.conductance_over_dataset(MODEL, DATASET, "conv2", n_steps=4, verbose=0)
 
 
+def _with_top():
+    """A dataset result with top examples (kept: several entry points read it)."""
+    if "top" not in _RESULTS:
+        _RESULTS["top"] = kc.conductance_over_dataset(MODEL, DATASET, "conv2", n_steps=4,
+                                                      top_k=2, verbose=0)
+    return _RESULTS["top"]
+
+
+_RESULTS = {}
+
+
 RANKING = np.tile(np.arange(5), (2, 1))
 # entry point -> (callable taking keywords, valid keywords)
 CALLS = {
@@ -94,6 +105,12 @@ CALLS = {
                                        dict(layer="conv2")),
     "DatasetConductance.label_mean": (lambda **kw: _over_dataset().label_mean(**kw),
                                       dict(layer="conv2", label=0)),
+    "DatasetConductance.save": (lambda **kw: _with_top().save(**kw),
+                                dict(path="result.npz")),
+    "load_dataset_result": (kc.load_dataset_result, dict(path="result.npz")),
+    "TopExamples.unit": (lambda **kw: _with_top().top["conv2"].unit(**kw), dict(unit=0)),
+    "unit_browser": (lambda **kw: kc.unit_browser(**{"result": _with_top(), **kw}),
+                     dict(out="browser")),
     "TensorBoardSink": (kc.TensorBoardSink, dict(log_dir="logs")),
     "CSVSink": (kc.CSVSink, dict(filename="history.csv")),
     "NPZSink": (kc.NPZSink, dict(filename="history.npz")),
@@ -197,6 +214,11 @@ MODEL_CASES = {
     "tokens": [([], ValueError, "`tokens`")],
     "position": [(1.5, TypeError, "1.5")],
     "start": [(1.5, TypeError, "1.5")],
+    "result": [(3, TypeError, "Received: result=3"),
+               ("missing.npz", FileNotFoundError, "No such result file: 'missing.npz'")],
+    "vocabulary": [("abc", TypeError, "Received: vocabulary='abc'"),
+                   ([], ValueError, "Received: vocabulary=[]")],
+    "class_names": [([0, 1], TypeError, "Received: class_names=[0, 1]")],
 }
 
 # Entry point x model argument pairs where the argument is not the one

@@ -1,0 +1,247 @@
+"""The unit browser: a static page of what each unit conducts, from a
+dataset run with ``top_k`` (``kc.unit_browser``, ``keras-conductance browse``).
+
+The page is a folder that opens from disk (``file://``) or any static host,
+Colab included: ``index.html`` with its script and style inline, and
+``data/``. The index (``data/index.js``) holds one row per unit: its mean
+and mean |conductance| and a histogram. A unit's top contexts live in small
+files of ``CHUNK`` units each (``data/<layer>/<chunk>.js``), loaded when a
+unit is opened, so a layer of thousands of units costs one small file per
+click, never the whole layer. Data files are scripts, not JSON, because a
+page opened from disk may not ``fetch`` its neighbours.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from keras_conductance.arguments import check, message
+from keras_conductance.browser_page import PAGE
+from keras_conductance.dataset_result import DatasetConductance, load_dataset_result
+from keras_conductance.folders import check_writable
+from keras_conductance.top_examples import SIGNS
+
+__all__ = ["unit_browser"]
+
+CHUNK = 32  # units per data file
+_THUMB = 160  # longest side of an example's picture, px
+
+
+def unit_browser(
+    result: Union[DatasetConductance, str, os.PathLike],
+    out: Union[str, os.PathLike],
+    *,
+    vocabulary: Union[None, Sequence[str], Callable[[int], str]] = None,
+    class_names: Optional[Sequence[str]] = None,
+    pad_id: Optional[int] = 0,
+) -> str:
+    """Writes the unit browser of a dataset run with ``top_k``.
+
+    For each layer of ``result``, the page ranks the units by mean
+    |conductance|, each with a histogram of its per-example conductance, and
+    shows for a chosen unit its top positive and negative positions: text
+    with tokens shaded by the unit's conductance at each position (blue
+    positive, red negative), pictures cropped around the cell with the
+    unit's per-cell conductance over them.
+
+    Args:
+        result: what ``kc.conductance_over_dataset(..., top_k=K)`` returned,
+            or the ``.npz`` path its ``save`` wrote.
+        out: the folder to write (created; ``index.html`` inside).
+        vocabulary: token strings by id (a list, or a callable such as a
+            keras-hub tokenizer's ``id_to_token``), for text models; None
+            shows ids.
+        class_names: names of the explained classes and labels, by index.
+        pad_id: token id of padding, trimmed from the end of a text that has
+            no ``padding_mask`` input (None: trim nothing).
+
+    Returns:
+        The path of ``index.html``.
+
+    Raises:
+        ValueError: ``result`` was computed without ``top_k``, or ``out``
+            cannot be written.
+    """
+    result = _as_result(result)
+    vocabulary = vocabulary if callable(vocabulary) else _strings("vocabulary", vocabulary)
+    class_names = _strings("class_names", class_names)
+    pad_id = check("pad_id", pad_id)
+    out = os.fspath(check("out", out))
+    check_writable(out, "out")
+    examples = _Examples(result, vocabulary, pad_id)
+    layers = []
+    for i, name in enumerate(result.layers):
+        top = result.top[name]
+        kind = examples.kind if top.position_shape or examples.kind == "text" else "vector"
+        if kind == "image" and len(top.position_shape) != 2:
+            kind = "vector"
+        layers.append(_layer_index(result, name, kind))
+        folder = os.path.join(out, "data", str(i))
+        os.makedirs(folder, exist_ok=True)
+        for start in range(0, top.n_units, CHUNK):
+            units = {c: {s: _entries(top, c, s, examples) for s in SIGNS}
+                     for c in range(start, min(start + CHUNK, top.n_units))}
+            # Each example's text once per file, however many units keep it.
+            shown = sorted({e["example"] for u in units.values() for s in SIGNS for e in u[s]})
+            texts = {e: examples.text(e) for e in shown} if examples.kind == "text" else {}
+            _write_script(os.path.join(folder, f"{start // CHUNK}.js"),
+                          f"KC.chunk({i},{start // CHUNK},", dict(units=units, texts=texts))
+    examples.write_pictures(os.path.join(out, "img"))
+    meta = dict(count=result.count, target=result.target, method=result.method,
+                n_steps=result.n_steps, chunk=CHUNK, input=examples.kind,
+                class_names=None if class_names is None else [str(n) for n in class_names],
+                layers=layers)
+    _write_script(os.path.join(out, "data", "index.js"), "KC.index(", meta)
+    page = os.path.join(out, "index.html")
+    with open(page, "w", encoding="utf-8") as f:
+        f.write(PAGE)
+    return page
+
+
+def _as_result(result) -> DatasetConductance:
+    if not isinstance(result, DatasetConductance):
+        if not isinstance(result, (str, os.PathLike)):
+            raise TypeError(message(
+                "result", "a DatasetConductance or the path of its saved .npz", result))
+        result = load_dataset_result(result)
+    if result.top is None:
+        raise ValueError(
+            "`result` has no top examples: it was computed without `top_k`. Run "
+            "`kc.conductance_over_dataset(..., top_k=10)` and browse that result.")
+    return result
+
+
+def _strings(name: str, value) -> Optional[List[str]]:
+    """``vocabulary`` or ``class_names``: None or a sequence of strings."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes, dict)) or not isinstance(value, (list, tuple, np.ndarray)) \
+            or not all(isinstance(v, (str, np.str_)) for v in value):
+        valid = "a list of strings by index" + (", or a callable id -> str" if name == "vocabulary"
+                                                else "") + ", or None"
+        raise TypeError(message(name, valid, value))
+    if len(value) == 0:
+        raise ValueError(message(name, "a non-empty list of strings by index, or None", value))
+    return [str(v) for v in value]
+
+
+def _layer_index(result: DatasetConductance, name: str, kind: str) -> dict:
+    """One layer's row data: per unit mean, mean |C| and histogram."""
+    top, histogram = result.top[name], result.histogram[name]
+    rows = []
+    for counts in histogram:
+        nonzero = np.flatnonzero(counts)
+        first, last = (int(nonzero[0]), int(nonzero[-1])) if nonzero.size else (0, -1)
+        rows.append([first] + counts[first:last + 1].astype(int).tolist())
+    return dict(name=name, units=top.n_units, kind=kind, positions=list(top.position_shape),
+                mean=_rounded(result.mean[name]), mean_abs=_rounded(result.mean_abs[name]),
+                histogram=rows, bins=int(result.histogram_edges.size + 1),
+                is_cut=result.is_cut.get(name))
+
+
+def _entries(top, unit: int, sign: str, examples: "_Examples") -> List[dict]:
+    """A unit's kept positions of one sign, with what the page draws."""
+    rows = []
+    for j, entry in enumerate(top.unit(unit, sign)):
+        if entry["example"] < 0:
+            continue
+        context = top.contexts[sign][unit, j]
+        row = dict(example=entry["example"], position=int(top.positions[sign][unit, j]),
+                   value=_rounded(entry["value"]), target=entry["target"], label=entry["label"])
+        row.update(examples.context(entry["example"], context))
+        rows.append(row)
+    return rows
+
+
+class _Examples:
+    """The kept examples' inputs as the page shows them: token strings, or
+    pictures written once each."""
+
+    def __init__(self, result: DatasetConductance, vocabulary, pad_id):
+        self.ids = result.example_ids
+        inputs = result.example_inputs
+        self.mask = None
+        if isinstance(inputs, dict):
+            self.mask = inputs.get("padding_mask")
+            inputs = inputs.get("token_ids", next(iter(inputs.values())))
+        self.inputs, self.vocabulary, self.pad_id = inputs, vocabulary, pad_id
+        self.kind = "other"
+        if inputs is not None and inputs.ndim == 2 and np.issubdtype(inputs.dtype, np.integer):
+            self.kind = "text"
+        elif inputs is not None and inputs.ndim == 4 and np.issubdtype(inputs.dtype, np.number):
+            self.kind = "image"  # (N, H, W, channels)
+        self.shown = set()
+
+    def _row(self, example: int) -> int:
+        return int(np.searchsorted(self.ids, example))
+
+    def context(self, example: int, values: np.ndarray) -> dict:
+        """What an entry draws beside its example: the unit's values at every
+        position (the text itself is kept once per file, ``text``)."""
+        if self.kind == "image":
+            self.shown.add(example)
+        return dict(values=_rounded(values)) if self.kind in ("text", "image") else {}
+
+    def text(self, example: int) -> dict:
+        """An example's tokens, padding trimmed, and its padded length."""
+        row = self._row(example)
+        ids = self.inputs[row]
+        n = ids.size
+        if self.mask is not None:
+            n = int(np.asarray(self.mask[row]).astype(bool).sum())
+        elif self.pad_id is not None:
+            kept = np.flatnonzero(ids != self.pad_id)
+            n = int(kept[-1]) + 1 if kept.size else 0
+        return dict(tokens=[self._token(int(t)) for t in ids[:n]], length=int(ids.size))
+
+    def _token(self, token: int) -> str:
+        if self.vocabulary is None:
+            return f"#{token}"
+        if callable(self.vocabulary):
+            return str(self.vocabulary(token))
+        return str(self.vocabulary[token]) if 0 <= token < len(self.vocabulary) else f"#{token}"
+
+    def write_pictures(self, folder: str) -> None:
+        """``img/<example>.png`` for each example an image unit shows."""
+        if not self.shown:
+            return
+        import tensorflow as tf  # PNG encoding without another dependency
+
+        os.makedirs(folder, exist_ok=True)
+        for example in sorted(self.shown):
+            picture = _display(self.inputs[self._row(example)])
+            png = tf.io.encode_png(tf.constant(picture)).numpy()
+            with open(os.path.join(folder, f"{example}.png"), "wb") as f:
+                f.write(png)
+
+
+def _display(image: np.ndarray) -> np.ndarray:
+    """A model input as 8-bit pixels: its 1st-99th percentile stretched to
+    0..255 (the preprocessing is unknown here), at most ``_THUMB`` px."""
+    image = np.asarray(image, np.float32)
+    if image.shape[-1] not in (1, 3, 4):  # not a picture's channels: their mean, in grey
+        image = image.mean(axis=-1, keepdims=True)
+    step = max(1, int(np.ceil(max(image.shape[:2]) / _THUMB)))
+    image = image[::step, ::step]
+    low, high = np.percentile(image, [1, 99])
+    scaled = (image - low) / max(high - low, 1e-12)
+    pixels = np.clip(np.round(scaled * 255), 0, 255).astype(np.uint8)
+    return pixels[..., :3] if pixels.shape[-1] == 4 else pixels
+
+
+def _rounded(values):
+    """Floats at 4 significant digits: what a shade or a label can show,
+    and a third of the bytes."""
+    array = np.asarray(values, np.float64)
+    if array.ndim == 0:
+        return float(f"{float(array):.4g}")
+    return [float(f"{v:.4g}") for v in array.ravel()]
+
+
+def _write_script(path: str, call: str, data: Dict) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(call + json.dumps(data, separators=(",", ":"), allow_nan=False) + ");\n")
