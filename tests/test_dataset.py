@@ -84,6 +84,17 @@ def test_one_hot_labels_inputs_only_and_steps(model, examples):
     _assert_matches(result, _reference(model, x[:10], "conv2"), layers=["conv2"])
 
 
+def test_every_batch_of_a_dataset_of_unknown_length(model, examples):
+    """A known length stops the stream at the last batch (no end-of-sequence
+    round trip); an unknown one runs the iterator to its end."""
+    x, _ = examples
+    ds = tf.data.Dataset.from_tensor_slices(x).filter(lambda v: True).batch(5)
+    assert int(ds.cardinality()) == int(tf.data.UNKNOWN_CARDINALITY)
+    result = conductance_over_dataset(model, ds, "conv2", n_steps=N_STEPS, verbose=0)
+    assert result.count == len(x) and result.batches == -(-len(x) // 5)
+    _assert_matches(result, _reference(model, x, "conv2"), layers=["conv2"])
+
+
 @pytest.mark.filterwarnings("ignore:.*ompleteness error")
 @pytest.mark.parametrize("method", ["gauss_legendre", "left"])
 def test_other_rules_and_a_baseline(examples, method):

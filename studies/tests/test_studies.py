@@ -306,3 +306,33 @@ def test_studies_command_passes_its_choices_to_run_all(monkeypatch, tmp_path):
     assert quick["settings"] is run.QUICK and quick["which"] == ("sentiment", "imagenet", "table1")
     assert full["settings"] is run.FULL and full["which"] == ("table1",)
     assert full["data_dir"] is None
+
+
+def test_the_unit_browser_holds_the_negation_studys_sentences_and_windows(tmp_path):
+    """Section 6.3's windows come out of the browser: for each negation
+    filter the study finds, its sentences and the windows its max pooling
+    picked are the browser's top positions of that conv channel."""
+    from conductance_studies.negation_browser import compare_negation_filters
+
+    model = text_cnn(vocab=50, length=12, maps=8)
+    words = [f"w{i}" for i in range(50)]
+    index = {w: i for i, w in enumerate(words)}
+    encode = lambda sents: np.array([[index[t] for t in s] + [0] * (12 - len(s)) for s in sents],
+                                    np.int32)
+    rng = np.random.default_rng(1)
+    corpus = [[words[i] for i in rng.integers(1, 50, size=rng.integers(6, 12))] for _ in range(30)]
+    one_logit = keras.Model(model.inputs, model.outputs[0][:, 1:])
+    summary = compare_negation_filters(
+        one_logit, encode, words, corpus, np.zeros(30, int), tmp_path,
+        conv_layers=["conv3", "conv4", "conv5", "conv6"], pooled="concat",
+        start_layer="embedding",
+        window_of=lambda f: (f"conv{(3, 4, 5, 6)[f // 8]}", (3, 4, 5, 6)[f // 8], f % 8),
+        probe="w3 w7 w9 w11", pattern="w9 w11", direction=1, n_steps=16, top_k=4,
+        study_settings=dict(min_share=0.3, min_negator_share=0.0, min_conductance=0.0),
+        say=lambda *a: None)
+    assert summary["filters"] and sum(f["of"] for f in summary["filters"]) == 4
+    for f in summary["filters"]:
+        assert f["agree"] == f["of"], f
+        assert len(f["browser"]) == 4
+    assert (tmp_path / "negation_browser" / "index.html").is_file()
+    assert kc.load_dataset_result(tmp_path / "negation.npz").top["conv3"].n_units == 8
