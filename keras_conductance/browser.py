@@ -147,7 +147,10 @@ def _entries(top, unit: int, sign: str, examples: "_Examples") -> List[dict]:
     """A unit's kept positions of one sign, with what the page draws."""
     rows = []
     for j, entry in enumerate(top.unit(unit, sign)):
-        if entry["example"] < 0:
+        # An empty slot, or a position that does not conduct this way: a
+        # unit that never conducts against the score has no "against" list.
+        if entry["example"] < 0 or (entry["value"] <= 0 if sign == "positive" else
+                                    entry["value"] >= 0):
             continue
         context = top.contexts[sign][unit, j]
         row = dict(example=entry["example"], position=int(top.positions[sign][unit, j]),

@@ -199,11 +199,10 @@ function entryHtml(e, l, sign, j, texts) {
     `${body}</div>`;
 }
 function note(l, entries, sign) {
-  const wrong = entries.filter((e) => sign === "positive" ? e.value <= 0 : e.value >= 0).length;
   let text = "";
-  if (entries.length && wrong === entries.length) {
-    text = sign === "positive" ? "This unit never conducts toward the score here: these are its least negative positions."
-      : "This unit never conducts against the score here: these are its weakest positions.";
+  if (!entries.length) {
+    text = sign === "positive" ? "This unit conducts toward the score at no position kept."
+      : "This unit conducts against the score at no position kept.";
   }
   if (l.kind === "image") text += ` Crops around the boxed cell (of ${l.positions.join(" × ")}); shading: the unit's conductance in each cell.`;
   else if (l.kind === "text") text += " Shading: the unit's conductance at each token; the box: the position kept.";
@@ -220,7 +219,7 @@ function renderUnit(layer, unit) {
     if (+$("detail").dataset.layer !== layer || +$("detail").dataset.unit !== unit) return;
     const col = (sign, title) => `<div class="col${KC.meta.input === "image" ? " pictures" : ""}"><h3 class="${sign === "positive" ? "pos" : "neg"}">${title}</h3>` +
       note(l, u[sign], sign) + `<div class="entries">` +
-      (u[sign].length ? u[sign].map((e, j) => entryHtml(e, l, sign, j, chunk.texts)).join("") : `<p class="empty">none</p>`) + `</div></div>`;
+      u[sign].map((e, j) => entryHtml(e, l, sign, j, chunk.texts)).join("") + `</div></div>`;
     $("detail").innerHTML = `<h2>${esc(l.name)} · unit ${unit}</h2>` +
       `<div class="stats">rank ${l.rank[unit] + 1} of ${l.units} by mean |conductance| ` +
       `(${fmt(l.mean_abs[unit])}) · mean ${fmt(l.mean[unit])} · ${histogram(l, unit)}</div>` +

@@ -186,7 +186,10 @@ class TopExamples:
 
     Attributes:
         values: sign -> ``(C, K)`` float32 conductance at the position,
-            ``"positive"`` descending, ``"negative"`` ascending.
+            ``"positive"`` descending, ``"negative"`` ascending. Each list
+            holds the K most extreme values whatever their sign: a unit
+            that seldom conducts positively ends its positive list with
+            zeros or negative values (the unit browser leaves those out).
         examples: sign -> ``(C, K)`` int64 index of the example in the
             dataset (counting from 0 across batches).
         positions: sign -> ``(C, K)`` int64 flat position index;
