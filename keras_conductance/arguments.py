@@ -201,8 +201,10 @@ ARGUMENTS: Dict[str, Argument] = dict([
        "wrote", cli="RESULT"),
     _a("vocabulary", "model", "token strings by id: a list of strings, or a callable id -> str "
        "(e.g. a keras-hub tokenizer's id_to_token); None: ids", none=True, cli="--vocabulary"),
-    _a("class_names", "model", "class names by index, for explained classes and labels",
-       none=True, cli="--labels"),
+    _a("class_names", "model", "class names by index, for the explained classes (and the "
+       "labels, unless label_names)", none=True, cli="--labels"),
+    _a("label_names", "model", "names of the dataset's label ids (None: class_names)",
+       none=True, cli="--label-names"),
     _count("pad_id", "token id of padding, trimmed from the end of texts without a "
            "padding_mask (None: trim nothing)", default=0, none=True, low=0, cli="--pad-id"),
     _a("out", "path", "report folder (created; must be writable)", default="conductance-report",

@@ -17,18 +17,19 @@ import json
 import os
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
+import keras
 import numpy as np
 
 from keras_conductance.arguments import check, message
 from keras_conductance.browser_page import PAGE
 from keras_conductance.dataset_result import DatasetConductance, load_dataset_result
+from keras_conductance.browser_maps import display, pixel_overlays, shown_slots, write_png
 from keras_conductance.folders import check_writable
 from keras_conductance.top_examples import SIGNS
 
 __all__ = ["unit_browser"]
 
 CHUNK = 32  # units per data file
-_THUMB = 160  # longest side of an example's picture, px
 
 
 def unit_browser(
@@ -37,7 +38,13 @@ def unit_browser(
     *,
     vocabulary: Union[None, Sequence[str], Callable[[int], str]] = None,
     class_names: Optional[Sequence[str]] = None,
+    label_names: Optional[Sequence[str]] = None,
     pad_id: Optional[int] = 0,
+    model: Optional[keras.Model] = None,
+    baselines=None,
+    pre_softmax: bool = False,
+    n_steps: int = 32,
+    batch_size: Optional[int] = None,
 ) -> str:
     """Writes the unit browser of a dataset run with ``top_k``.
 
@@ -46,7 +53,8 @@ def unit_browser(
     shows for a chosen unit its top positive and negative positions: text
     with tokens shaded by the unit's conductance at each position (blue
     positive, red negative), pictures cropped around the cell with the
-    unit's per-cell conductance over them.
+    unit's per-cell conductance over them, or, given the ``model``, the
+    unit's Eq. 2 map: each pixel's conductance through the unit.
 
     Args:
         result: what ``kc.conductance_over_dataset(..., top_k=K)`` returned,
@@ -55,9 +63,19 @@ def unit_browser(
         vocabulary: token strings by id (a list, or a callable such as a
             keras-hub tokenizer's ``id_to_token``), for text models; None
             shows ids.
-        class_names: names of the explained classes and labels, by index.
+        class_names: names of the explained classes, by index.
+        label_names: names of the dataset's labels, by id (None: the
+            ``class_names``; they differ for a one-logit model, whose
+            class 0 is its only output).
         pad_id: token id of padding, trimmed from the end of a text that has
             no ``padding_mask`` input (None: trim nothing).
+        model: the model of the dataset run. For image inputs, each kept
+            picture then shows the unit's Eq. 2 map (``kc.neuron_conductance``
+            for that unit, example and explained class), one map per entry:
+            ``2 K`` per unit, so this costs what ``2 K`` units' maps cost per
+            example. None: the unit's per-cell conductance at its own layer.
+        baselines, pre_softmax: as in the dataset run (for the maps).
+        n_steps, batch_size: the maps' integration steps and rows per call.
 
     Returns:
         The path of ``index.html``.
@@ -69,8 +87,13 @@ def unit_browser(
     result = _as_result(result)
     vocabulary = vocabulary if callable(vocabulary) else _strings("vocabulary", vocabulary)
     class_names = _strings("class_names", class_names)
+    label_names = _strings("label_names", label_names)
     pad_id = check("pad_id", pad_id)
     out = os.fspath(check("out", out))
+    maps = dict(baselines=baselines, pre_softmax=check("pre_softmax", pre_softmax),
+                n_steps=check("n_steps", n_steps), batch_size=check("batch_size", batch_size))
+    if model is not None and not isinstance(model, keras.Model):
+        raise TypeError(message("model", "a keras.Model (the dataset run's) or None", model))
     check_writable(out, "out")
     examples = _Examples(result, vocabulary, pad_id)
     layers = []
@@ -80,10 +103,14 @@ def unit_browser(
         if kind == "image" and len(top.position_shape) != 2:
             kind = "vector"
         layers.append(_layer_index(result, name, kind))
+        drawn = {}
+        if model is not None and examples.kind == "image":
+            drawn = pixel_overlays(model, name, top, examples.rows, examples.inputs,
+                                   os.path.join(out, "eq2", str(i)), **maps)
         folder = os.path.join(out, "data", str(i))
         os.makedirs(folder, exist_ok=True)
         for start in range(0, top.n_units, CHUNK):
-            units = {c: {s: _entries(top, c, s, examples) for s in SIGNS}
+            units = {c: {s: _entries(top, c, s, examples, drawn) for s in SIGNS}
                      for c in range(start, min(start + CHUNK, top.n_units))}
             # Each example's text once per file, however many units keep it.
             shown = sorted({e["example"] for u in units.values() for s in SIGNS for e in u[s]})
@@ -93,7 +120,8 @@ def unit_browser(
     examples.write_pictures(os.path.join(out, "img"))
     meta = dict(count=result.count, target=result.target, method=result.method,
                 n_steps=result.n_steps, chunk=CHUNK, input=examples.kind,
-                class_names=None if class_names is None else [str(n) for n in class_names],
+                class_names=class_names,
+                label_names=class_names if label_names is None else label_names,
                 layers=layers)
     _write_script(os.path.join(out, "data", "index.js"), "KC.index(", meta)
     page = os.path.join(out, "index.html")
@@ -116,7 +144,7 @@ def _as_result(result) -> DatasetConductance:
 
 
 def _strings(name: str, value) -> Optional[List[str]]:
-    """``vocabulary`` or ``class_names``: None or a sequence of strings."""
+    """``vocabulary``, ``class_names`` or ``label_names``: None or strings."""
     if value is None:
         return None
     if isinstance(value, (str, bytes, dict)) or not isinstance(value, (list, tuple, np.ndarray)) \
@@ -143,19 +171,17 @@ def _layer_index(result: DatasetConductance, name: str, kind: str) -> dict:
                 is_cut=result.is_cut.get(name))
 
 
-def _entries(top, unit: int, sign: str, examples: "_Examples") -> List[dict]:
-    """A unit's kept positions of one sign, with what the page draws."""
+def _entries(top, unit: int, sign: str, examples: "_Examples", drawn: dict) -> List[dict]:
+    """A unit's shown positions of one sign, with what the page draws."""
     rows = []
-    for j, entry in enumerate(top.unit(unit, sign)):
-        # An empty slot, or a position that does not conduct this way: a
-        # unit that never conducts against the score has no "against" list.
-        if entry["example"] < 0 or (entry["value"] <= 0 if sign == "positive" else
-                                    entry["value"] >= 0):
-            continue
-        context = top.contexts[sign][unit, j]
+    entries = top.unit(unit, sign)
+    for j in shown_slots(top, unit, sign):
+        entry = entries[j]
         row = dict(example=entry["example"], position=int(top.positions[sign][unit, j]),
                    value=_rounded(entry["value"]), target=entry["target"], label=entry["label"])
-        row.update(examples.context(entry["example"], context))
+        row.update(examples.context(entry["example"], top.contexts[sign][unit, j]))
+        if (unit, sign, j) in drawn:
+            row["map"] = drawn[unit, sign, j]
         rows.append(row)
     return rows
 
@@ -179,8 +205,12 @@ class _Examples:
             self.kind = "image"  # (N, H, W, channels)
         self.shown = set()
 
+    def rows(self, examples: np.ndarray) -> np.ndarray:
+        """Rows of ``example_inputs`` holding these dataset indices."""
+        return np.searchsorted(self.ids, examples)
+
     def _row(self, example: int) -> int:
-        return int(np.searchsorted(self.ids, example))
+        return int(self.rows(np.asarray(example)))
 
     def context(self, example: int, values: np.ndarray) -> dict:
         """What an entry draws beside its example: the unit's values at every
@@ -212,28 +242,10 @@ class _Examples:
         """``img/<example>.png`` for each example an image unit shows."""
         if not self.shown:
             return
-        import tensorflow as tf  # PNG encoding without another dependency
-
         os.makedirs(folder, exist_ok=True)
         for example in sorted(self.shown):
-            picture = _display(self.inputs[self._row(example)])
-            png = tf.io.encode_png(tf.constant(picture)).numpy()
-            with open(os.path.join(folder, f"{example}.png"), "wb") as f:
-                f.write(png)
-
-
-def _display(image: np.ndarray) -> np.ndarray:
-    """A model input as 8-bit pixels: its 1st-99th percentile stretched to
-    0..255 (the preprocessing is unknown here), at most ``_THUMB`` px."""
-    image = np.asarray(image, np.float32)
-    if image.shape[-1] not in (1, 3, 4):  # not a picture's channels: their mean, in grey
-        image = image.mean(axis=-1, keepdims=True)
-    step = max(1, int(np.ceil(max(image.shape[:2]) / _THUMB)))
-    image = image[::step, ::step]
-    low, high = np.percentile(image, [1, 99])
-    scaled = (image - low) / max(high - low, 1e-12)
-    pixels = np.clip(np.round(scaled * 255), 0, 255).astype(np.uint8)
-    return pixels[..., :3] if pixels.shape[-1] == 4 else pixels
+            write_png(os.path.join(folder, f"{example}.png"),
+                      display(self.inputs[self._row(example)]))
 
 
 def _rounded(values):

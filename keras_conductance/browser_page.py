@@ -68,6 +68,7 @@ function load(src) {
 }
 KC.index = function (meta) {
   KC.meta = meta;
+  meta.sameNames = JSON.stringify(meta.label_names) === JSON.stringify(meta.class_names);
   meta.layers.forEach((l, i) => {
     l.order = l.mean_abs.map((_, u) => u).sort((a, b) => l.mean_abs[b] - l.mean_abs[a] || a - b);
     l.rank = new Array(l.units);
@@ -157,32 +158,48 @@ function drawImage(canvas, e, layer) {
     if (layer.kind !== "image") {  // a (B, C) layer: the whole picture
       const g = canvas.getContext("2d");
       g.drawImage(img, 0, 0, canvas.width, canvas.height);
-      canvas.dataset.drawn = "whole";
+      if (!e.map) { canvas.dataset.drawn = "whole"; return; }
+      const over = new Image();
+      over.onload = () => { g.drawImage(over, 0, 0, canvas.width, canvas.height); canvas.dataset.drawn = "whole map"; };
+      over.src = e.map;
       return;
     }
     const [h, w] = layer.positions, [r, c] = cell(e.position, layer.positions);
     const ch = img.naturalHeight / h, cw = img.naturalWidth / w;
-    // A crop of about a third of the picture (at least 3 cells) around the cell.
-    const side = Math.min(Math.max(3 * ch, 3 * cw, img.naturalHeight / 3), img.naturalHeight, img.naturalWidth);
+    // A crop of half the picture (at least 3 cells) around the cell: the
+    // cell and enough of its surroundings to recognise what it is on.
+    const side = Math.min(Math.max(3 * ch, 3 * cw, img.naturalHeight / 2), img.naturalHeight, img.naturalWidth);
     const y0 = Math.min(Math.max((r + 0.5) * ch - side / 2, 0), img.naturalHeight - side);
     const x0 = Math.min(Math.max((c + 0.5) * cw - side / 2, 0), img.naturalWidth - side);
     const g = canvas.getContext("2d"), k = canvas.width / side;
     g.imageSmoothingEnabled = false;
     g.drawImage(img, x0, y0, side, side, 0, 0, canvas.width, canvas.height);
+    const box = () => {
+      g.strokeStyle = "#000"; g.lineWidth = 2;
+      g.strokeRect((c * cw - x0) * k, (r * ch - y0) * k, cw * k, ch * k);
+    };
+    if (e.map) {  // the Eq. 2 map, the same size as the picture
+      const over = new Image();
+      over.onload = () => {
+        g.drawImage(over, x0, y0, side, side, 0, 0, canvas.width, canvas.height);
+        box();
+        canvas.dataset.drawn = "map";
+      };
+      over.src = e.map;
+      return;
+    }
     const scale = Math.max(...e.values.map(Math.abs), 1e-12);
     e.values.forEach((v, p) => {
       const [i, j] = cell(p, layer.positions);
       g.fillStyle = shade(v, scale).replace(/,([0-9.]+)\)$/, (_, a) => `,${(a * 0.6).toFixed(3)})`);
       g.fillRect((j * cw - x0) * k, (i * ch - y0) * k, cw * k, ch * k);
     });
-    g.strokeStyle = "#000"; g.lineWidth = 2;
-    g.strokeRect((c * cw - x0) * k, (r * ch - y0) * k, cw * k, ch * k);
+    box();
     canvas.dataset.drawn = "crop";  // read by the tests (a file:// picture taints the canvas)
   };
   img.src = `img/${e.example}.png`;
 }
-function className(k) {
-  const names = KC.meta.class_names;
+function className(k, names = KC.meta.class_names) {
   if (k === null || k === undefined) return "";
   if (k < 0) return "a callable";
   return names && k < names.length ? `${esc(names[k])} (${k})` : `class ${k}`;
@@ -193,9 +210,14 @@ function entryHtml(e, l, sign, j, texts) {
   let body = "";
   if (l.kind === "text" && texts[e.example]) body = textContext(e, l, texts[e.example]);
   else if (l.kind === "image" || KC.meta.input === "image") body = imageContext(e, l, `c-${sign}-${j}`);
-  const label = e.label === null || e.label === undefined ? "" : ` · label <b>${className(e.label)}</b>`;
+  const hasLabel = e.label !== null && e.label !== undefined;
+  // Explained the example's own label (target="label"): say it once.
+  const what = hasLabel && e.label === e.target && KC.meta.sameNames
+    ? ` · explained its label <b>${className(e.target)}</b>`
+    : ` · explained <b>${className(e.target)}</b>` +
+      (hasLabel ? ` · label <b>${className(e.label, KC.meta.label_names)}</b>` : "");
   return `<div class="entry"><div class="what"><b class="${e.value >= 0 ? "pos" : "neg"}">${fmt(e.value)}</b>` +
-    ` · example <b>${e.example}</b>${pos ? " · " + pos : ""} · explained <b>${className(e.target)}</b>${label}</div>` +
+    ` · example <b>${e.example}</b>${pos ? " · " + pos : ""}${what}</div>` +
     `${body}</div>`;
 }
 function note(l, entries, sign) {
@@ -204,7 +226,11 @@ function note(l, entries, sign) {
     text = sign === "positive" ? "This unit conducts toward the score at no position kept."
       : "This unit conducts against the score at no position kept.";
   }
-  if (l.kind === "image") text += ` Crops around the boxed cell (of ${l.positions.join(" × ")}); shading: the unit's conductance in each cell.`;
+  const maps = entries.some((e) => e.map);
+  if (l.kind === "image") {
+    text += ` Half-picture crops around the boxed cell (of ${l.positions.join(" × ")}); shading: ` +
+      (maps ? "the unit's Eq. 2 map, each pixel's conductance through it." : "the unit's conductance in each cell.");
+  } else if (maps) text += " Shading: the unit's Eq. 2 map, each pixel's conductance through it.";
   else if (l.kind === "text") text += " Shading: the unit's conductance at each token; the box: the position kept.";
   return text ? `<p class="hint">${text.trim()}</p>` : "";
 }

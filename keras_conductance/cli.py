@@ -24,9 +24,10 @@ def _browse(args) -> int:
     from keras_conductance.class_names import read_labels_file
 
     labels = None if args.labels is None else read_labels_file(args.labels)
+    label_names = None if args.label_names is None else read_labels_file(args.label_names)
     vocabulary = None if args.vocabulary is None else _read_vocabulary(args.vocabulary)
     page = unit_browser(args.result, args.out, vocabulary=vocabulary, class_names=labels,
-                        pad_id=None if args.pad_id < 0 else args.pad_id)
+                        label_names=label_names, pad_id=None if args.pad_id < 0 else args.pad_id)
     print(f"Unit browser: {page} (open it in a web browser)")
     return 0
 
@@ -400,6 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "or a JSON list; none given: token ids are shown")
     browse.add_argument("--labels", default=None, metavar="FILE",
                         help="class names, one per line (line 1 = class 0), or JSON")
+    browse.add_argument("--label-names", default=None, metavar="FILE",
+                        help="names of the dataset's label ids, if they differ from the class "
+                             "names (a one-logit model), in the same format")
     browse.add_argument("--pad-id", type=int, default=0,
                         help="token id of padding, trimmed from the end of texts without a "
                              "padding_mask (-1: trim nothing)")

@@ -31,12 +31,15 @@ def text_result():
                                        start_layer="embedding", n_steps=16, top_k=3, verbose=0)
 
 
+IMAGE_MODEL = small_convnet()
+
+
 @pytest.fixture(scope="module")
 def image_result():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(21, 8, 8, 2)).astype("float32")
     ds = tf.data.Dataset.from_tensor_slices((x, rng.integers(0, 3, 21))).batch(8)
-    return kc.conductance_over_dataset(small_convnet(), ds, ["conv1", "dense"], target="label",
+    return kc.conductance_over_dataset(IMAGE_MODEL, ds, ["conv1", "dense"], target="label",
                                        n_steps=16, top_k=2, verbose=0)
 
 
@@ -153,7 +156,8 @@ def test_clicks_search_and_the_layer_menu_navigate(image_result, tmp_path):
     assert seen[4] == f"0/{conv1[0]}"   # another layer: its strongest unit
     conv1_top = image_result.top["conv1"]
     assert seen[5] == sum(len(kept(conv1_top, conv1[0], s)) for s in SIGNS)  # its crops
-    assert "explained <b>" in dom and re.search(r"(cat|dog|bird) \(\d\)", dom)
+    # target="label": each entry explained its own label, said once, by name.
+    assert re.search(r"explained its label <b>(cat|dog|bird) \(\d\)</b>", dom)
 
 
 
@@ -175,6 +179,34 @@ def test_image_units_show_crops_of_their_examples(image_result, tmp_path):
     dom = body(dump_dom(page, "layer=1&unit=0"))  # the dense layer: whole pictures
     dense = sum(len(kept(image_result.top["dense"], 0, s)) for s in SIGNS)
     assert dense >= 1 and len(re.findall(r'<canvas [^>]*data-drawn="whole"', dom)) == dense
+
+
+def test_with_the_model_pictures_show_each_entrys_eq2_map(image_result, tmp_path):
+    from keras_conductance.browser_maps import _overlay
+
+    page = kc.unit_browser(image_result, tmp_path / "b", model=IMAGE_MODEL, n_steps=16)
+    top = image_result.top["conv1"]
+    rows = {int(e): i for i, e in enumerate(image_result.example_ids)}
+    chunk = read_script(tmp_path / "b" / "data" / "0" / "0.js")
+    for unit in range(top.n_units):
+        for sign in SIGNS:
+            entries, slots = chunk["units"][str(unit)][sign], kept(top, unit, sign)
+            assert [e["map"] for e in entries] == [f"eq2/0/{unit}_{sign[0]}{j}.png" for j in slots]
+            for e, j in zip(entries, slots):
+                # The overlay is the Eq. 2 map of this unit, example and class.
+                x = image_result.example_inputs[rows[e["example"]]][None]
+                reference = kc.neuron_conductance(IMAGE_MODEL, x, "conv1", [unit],
+                                                  target=[e["target"]], n_steps=16)
+                expected = _overlay(np.asarray(reference)[0, 0].sum(-1))
+                png = tf.io.decode_png((tmp_path / "b" / e["map"]).read_bytes()).numpy()
+                np.testing.assert_array_equal(png[..., :3], expected[..., :3])
+                np.testing.assert_allclose(png[..., 3], expected[..., 3], atol=1)
+    dom = body(dump_dom(page, "layer=0&unit=0"))
+    shown = sum(len(kept(top, 0, s)) for s in SIGNS)
+    assert len(re.findall(r'<canvas [^>]*data-drawn="map"', dom)) == shown
+    assert "the unit's Eq. 2 map" in dom
+    dom = body(dump_dom(page, "layer=1&unit=0"))  # the dense layer: whole pictures, maps over
+    assert len(re.findall(r'<canvas [^>]*data-drawn="whole map"', dom)) >= 1
 
 
 def synthetic_result(units=3072, k=10, tokens=32, examples=400, seed=0):

@@ -110,7 +110,7 @@ CALLS = {
     "load_dataset_result": (kc.load_dataset_result, dict(path="result.npz")),
     "TopExamples.unit": (lambda **kw: _with_top().top["conv2"].unit(**kw), dict(unit=0)),
     "unit_browser": (lambda **kw: kc.unit_browser(**{"result": _with_top(), **kw}),
-                     dict(out="browser")),
+                     dict(out="browser", model=MODEL)),
     "TensorBoardSink": (kc.TensorBoardSink, dict(log_dir="logs")),
     "CSVSink": (kc.CSVSink, dict(filename="history.csv")),
     "NPZSink": (kc.NPZSink, dict(filename="history.npz")),
@@ -219,6 +219,7 @@ MODEL_CASES = {
     "vocabulary": [("abc", TypeError, "Received: vocabulary='abc'"),
                    ([], ValueError, "Received: vocabulary=[]")],
     "class_names": [([0, 1], TypeError, "Received: class_names=[0, 1]")],
+    "label_names": [([0, 1], TypeError, "Received: label_names=[0, 1]")],
 }
 
 # Entry point x model argument pairs where the argument is not the one

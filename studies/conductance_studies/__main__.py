@@ -42,18 +42,23 @@ def _browser(args) -> int:
     import json
     import pathlib
 
-    from conductance_studies.negation_browser import negation_browser
+    from conductance_studies.unit_browsers import imagenet_browser, negation_browser
 
     out = pathlib.Path(args.out)
+    say = lambda *a, **k: print(*a, **k, flush=True)  # noqa: E731
+    images = imagenet_browser(out, data_dir=args.data, per_class=2 if args.quick else 10,
+                              say=say)
+    print(f"ImageNet: {images['photos']} photos, dataset run {images['seconds']} s, browser "
+          f"with Eq. 2 maps {images['browser_seconds']} s: {images['page']}")
     summary = negation_browser(out, data_dir=args.data,
                                corpus_size=40 if args.quick else 4000,
                                n_steps=8 if args.quick else 64,
-                               say=lambda *a, **k: print(*a, **k, flush=True))
+                               say=say)
     summary.pop("result")
     for f in summary["filters"]:
         print(f"filter {f['filter']} ({f['layer']} channel {f['channel']}, {f['side']} side): "
               f"the browser holds {f['agree']} of the study's {f['of']} sentences and windows")
-    (out / "negation_browser.json").write_text(json.dumps(summary, indent=1))
+    (out / "negation_browser.json").write_text(json.dumps(dict(summary, imagenet=images), indent=1))
     print(f"dataset run {summary['seconds']} s; unit browser: {summary['page']}")
     return 0
 

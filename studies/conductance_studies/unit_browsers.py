@@ -1,4 +1,7 @@
-"""The negation filters (paper Section 6.3) found again in the unit browser.
+"""Unit browsers of the studies' models, on the staged data.
+
+``negation_browser``: the negation filters (paper Section 6.3) found again
+in the unit browser.
 
 The negation study (``negation.py``) picks the filters that read "not good"
 on a probe phrase and lists, from the pooled per-filter conductance of a
@@ -8,6 +11,9 @@ corpus, the sentences each filter conducts most on, with the window its
 unit browser is written, and each negation filter's browser entries (its
 conv layer and channel; the side of its direction) are compared with the
 study's sentences and windows: they must be the same.
+
+``imagenet_browser``: pretrained MobileNet v1 over ImageNet validation
+photos, each kept picture with its unit's Eq. 2 map.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-__all__ = ["negation_browser"]
+__all__ = ["compare_negation_filters", "imagenet_browser", "negation_browser"]
 
 PROBE, PATTERN, READING = "this is not good", "not good", -1
 
@@ -104,7 +110,8 @@ def compare_negation_filters(model, encode, words, corpus, labels, out, *, conv_
     seconds = time.perf_counter() - start
     result.save(out / "negation.npz")
     page = kc.unit_browser(result, out / "negation_browser", vocabulary=list(words),
-                           class_names=["negative", "positive"])
+                           class_names=["F, the positive-sentiment logit"],
+                           label_names=["negative", "positive"])
     # The study, as run.py runs it: the corpus' pooled conductance, then the probe.
     raw = kc.conductance(model, ids, pooled, start_layer=start_layer, target=0, n_steps=n_steps,
                          batch_size=1024, verbose=0).per_filter(pooled)
@@ -112,13 +119,45 @@ def compare_negation_filters(model, encode, words, corpus, labels, out, *, conv_
                            layer=pooled, start_layer=start_layer, window_of=window_of,
                            direction=direction, n_examples=top_k, n_steps=n_steps,
                            **(study_settings or {}))
-    return dict(seconds=round(seconds, 1), page=page, result=result,
-                filters=[_compare(f, study, result, window_of, corpus) for f in study.filters])
+    filters = []
+    for f in study.filters:
+        listed = _study_list(model, encode, corpus, raw, f, window_of, top_k)
+        # The study's own list merges its filters' sentences, each under the
+        # filter it scores highest on: a filter's share of it is within the
+        # filter's own list by this rule.
+        own = [(" ".join(e.tokens), tuple(e.window)) for e in study.examples
+               if e.filter == f.index]
+        if any(sentence not in listed for sentence in own):
+            raise AssertionError(f"filter {f.index}: the study listed {own}, its rule {listed}")
+        filters.append(_compare(f, listed, result, window_of, corpus))
+    return dict(seconds=round(seconds, 1), page=page, result=result, filters=filters)
 
 
-def _compare(negation_filter, study, result, window_of, corpus) -> dict:
+def _study_list(model, encode, corpus, raw, negation_filter, window_of, n: int) -> list:
+    """The study's rule for one filter: the ``n`` distinct sentences with the
+    largest conductance in the filter's direction, and the window its max
+    pooling picked in each."""
+    from conductance_studies.negation import _windows
+
+    directed = negation_filter.direction * raw[:, negation_filter.index]
+    top, seen = [], set()
+    for i in np.argsort(-directed, kind="stable"):
+        text = " ".join(corpus[i])
+        if text not in seen:  # the corpus may repeat a sentence
+            seen.add(text)
+            top.append(i)
+        if len(top) == n:
+            break
+    sentences = [list(corpus[i]) for i in top]
+    ids = encode(sentences)
+    lengths = [min(len(t), ids.shape[1]) for t in sentences]
+    spans = _windows(model, ids, lengths, [negation_filter.index] * len(top), window_of)
+    return [(" ".join(t[:k]), tuple(w)) for t, k, w in zip(sentences, lengths, spans)]
+
+
+def _compare(negation_filter, listed, result, window_of, corpus) -> dict:
     """One negation filter: the study's sentences and windows against the
-    browser's entries for its conv layer and channel."""
+    browser's entries for its conv layer, channel and side."""
     conv, width, channel = window_of(negation_filter.index)
     side = "positive" if negation_filter.direction > 0 else "negative"
     browser = []
@@ -126,10 +165,61 @@ def _compare(negation_filter, study, result, window_of, corpus) -> dict:
         tokens = corpus[entry["example"]]
         first = entry["position"][0]
         browser.append((" ".join(tokens), (first, min(first + width, len(tokens)))))
-    mine = [(" ".join(e.tokens), tuple(e.window)) for e in study.examples
-            if e.filter == negation_filter.index]
     # The study lists a repeated sentence once; the browser keeps every
     # position (a sentence the corpus holds twice can fill two slots).
-    found = [m for m in mine if m in browser]
+    found = [m for m in listed if m in browser]
     return dict(filter=negation_filter.index, layer=conv, channel=channel, side=side,
-                study=mine, browser=browser, agree=len(found), of=len(mine))
+                study=listed, browser=browser, agree=len(found), of=len(listed))
+
+
+def imagenet_browser(out, *, data_dir=None, mobilenet: str = "0.25_128",
+                     layer: str = "conv_pw_7_relu", per_class: int = 10, n_steps: int = 32,
+                     map_steps: int = 16, top_k: int = 4, say: Callable = print) -> dict:
+    """MobileNet v1 (staged pretrained weights) over the val50 photos: each
+    filter's top cells toward its photo's own class logit and against it,
+    each shown with the filter's Eq. 2 map.
+
+    Args:
+        out: output folder (``imagenet.npz``, ``imagenet_browser/``).
+        data_dir: the staged data folder (``imagenet/``).
+        mobilenet: ``"0.25_128"`` or ``"0.75_224"``.
+        layer: the explained layer.
+        per_class: photos per class of the 20 val50 classes.
+        n_steps, map_steps: integration steps of the dataset run and of the maps.
+        top_k: cells kept per filter and sign.
+        say: progress printer.
+
+    Returns:
+        seconds (the dataset run, the browser with its maps) and the page.
+    """
+    import keras
+    import tensorflow as tf
+
+    import keras_conductance as kc
+    from conductance_studies.datasets import default_data_dir, load_imagenet_classes
+    from conductance_studies.mobilenet import load_mobilenet
+
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model, size = load_mobilenet(mobilenet, data_dir)
+    model = kc.strip_softmax(model)
+    wnids = sorted(p.name for p in (default_data_dir(data_dir) / "imagenet" / "val50").iterdir()
+                   if p.is_dir())
+    photos = load_imagenet_classes(wnids, size=size, per_class=per_class, data_dir=data_dir)
+    start = time.perf_counter()
+    say(f"Streaming {len(photos.labels)} photos through {layer} with top_k={top_k} ...")
+    result = kc.conductance_over_dataset(
+        model, tf.data.Dataset.from_tensor_slices((photos.images, photos.labels)).batch(20),
+        layer, target="label", baselines=-1.0, n_steps=n_steps, top_k=top_k, verbose="auto")
+    run = time.perf_counter() - start
+    result.save(out / "imagenet.npz")
+    from conductance_studies.datasets import imagenet_class_index
+
+    names = [name for _, name in imagenet_class_index(data_dir)]
+    start = time.perf_counter()
+    say("Writing the browser with each entry's Eq. 2 map ...")
+    page = kc.unit_browser(result, out / "imagenet_browser", class_names=names,
+                           model=model, baselines=-1.0, n_steps=map_steps)
+    keras.backend.clear_session()
+    return dict(seconds=round(run, 1), browser_seconds=round(time.perf_counter() - start, 1),
+                page=page, photos=len(photos.labels))
