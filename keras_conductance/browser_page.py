@@ -16,9 +16,8 @@ header p{margin:0;color:#555}
 .pos{color:#2166ac}.neg{color:#b2182b}
 main{display:flex;height:calc(100vh - 4.6em);min-height:420px}
 #side{width:390px;flex:none;display:flex;flex-direction:column;border-right:1px solid #ddd}
-#controls{padding:.5em;display:flex;gap:.5em;border-bottom:1px solid #eee}
-#controls select,#controls input{font:inherit;padding:.2em .3em;min-width:0}
-#controls input{flex:1}
+#controls{padding:.5em;display:flex;flex-direction:column;gap:.4em;border-bottom:1px solid #eee}
+#controls select,#controls input{font:inherit;padding:.2em .3em;min-width:0;width:100%}
 #list{overflow-y:auto;flex:1;position:relative}
 .row{display:flex;align-items:center;gap:.5em;height:30px;padding:0 .6em;cursor:pointer;
  border-bottom:1px solid #f2f2f2;white-space:nowrap}
@@ -37,7 +36,7 @@ main{display:flex;height:calc(100vh - 4.6em);min-height:420px}
 .col{flex:1 1 380px;min-width:0}
 .col h3{font-size:1em;margin:.4em 0}
 .entry{border:1px solid #e4e4e4;border-radius:6px;padding:.45em .6em;margin-bottom:.5em}
-.entry .what{font-size:.85em;color:#555;margin-bottom:.25em}
+.entry .what{font-size:.85em;color:#555;margin-bottom:.25em;overflow-wrap:anywhere}
 .entry .what b{color:#222}
 .tokens{line-height:1.9;overflow-wrap:anywhere}
 .tok{padding:1px 2px;border-radius:3px}
