@@ -266,7 +266,8 @@ def _is_number(value) -> bool:
         not isinstance(value, (bool, np.bool_))
 
 
-def check(name: str, value, *, label: Optional[str] = None, low=None, high=None):
+def check(name: str, value, *, label: Optional[str] = None, low=None, high=None,
+          none: Optional[bool] = None):
     """Validates ``value`` against the declaration of argument ``name``.
 
     Args:
@@ -276,6 +277,9 @@ def check(name: str, value, *, label: Optional[str] = None, low=None, high=None)
             its flag, e.g. ``"--n-steps"``).
         low, high: bounds known only at the call (e.g. ``k``'s number of
             filters), replacing the declared ones.
+        none: whether None is valid here, replacing the declaration (an
+            entry point where None has no meaning, e.g. the callback's
+            ``top_k``).
 
     Returns:
         The value, normalized (numpy ints as int, numbers as float).
@@ -285,6 +289,8 @@ def check(name: str, value, *, label: Optional[str] = None, low=None, high=None)
         ValueError: a value out of range, or not one of the choices.
     """
     arg = ARGUMENTS[name]
+    if none is not None:
+        arg = dataclasses.replace(arg, none=none)
     label = label or name
     valid = describe(arg, low, high)
     if label.startswith("-"):  # a command-line flag cannot be None

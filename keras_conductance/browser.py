@@ -41,6 +41,7 @@ def unit_browser(
     label_names: Optional[Sequence[str]] = None,
     pad_id: Optional[int] = 0,
     model: Optional[keras.Model] = None,
+    output: Union[None, int, str] = None,
     baselines=None,
     pre_softmax: bool = False,
     n_steps: int = 32,
@@ -74,7 +75,7 @@ def unit_browser(
             for that unit, example and explained class), one map per entry:
             ``2 K`` per unit, so this costs what ``2 K`` units' maps cost per
             example. None: the unit's per-cell conductance at its own layer.
-        baselines, pre_softmax: as in the dataset run (for the maps).
+        output, baselines, pre_softmax: as in the dataset run (for the maps).
         n_steps, batch_size: the maps' integration steps and rows per call.
 
     Returns:
@@ -90,10 +91,14 @@ def unit_browser(
     label_names = _strings("label_names", label_names)
     pad_id = check("pad_id", pad_id)
     out = os.fspath(check("out", out))
-    maps = dict(baselines=baselines, pre_softmax=check("pre_softmax", pre_softmax),
+    maps = dict(output=output, baselines=baselines, pre_softmax=check("pre_softmax", pre_softmax),
                 n_steps=check("n_steps", n_steps), batch_size=check("batch_size", batch_size))
     if model is not None and not isinstance(model, keras.Model):
         raise TypeError(message("model", "a keras.Model (the dataset run's) or None", model))
+    if model is not None and len(model.inputs) != 1:
+        raise ValueError(message(
+            "model", "a model of one (image) input, for the Eq. 2 maps, or None", model,
+            got=f"model {model.name!r} with {len(model.inputs)} inputs"))
     check_writable(out, "out")
     examples = _Examples(result, vocabulary, pad_id)
     layers = []
@@ -106,7 +111,9 @@ def unit_browser(
         drawn = {}
         if model is not None and examples.kind == "image":
             drawn = pixel_overlays(model, name, top, examples.rows, examples.inputs,
-                                   os.path.join(out, "eq2", str(i)), **maps)
+                                   os.path.join(out, "eq2", str(i)),
+                                   channel_axis=(result.channel_axes or {}).get(name, -1),
+                                   channels_first=examples.channels_first, **maps)
         folder = os.path.join(out, "data", str(i))
         os.makedirs(folder, exist_ok=True)
         for start in range(0, top.n_units, CHUNK):
@@ -118,8 +125,8 @@ def unit_browser(
             _write_script(os.path.join(folder, f"{start // CHUNK}.js"),
                           f"KC.chunk({i},{start // CHUNK},", dict(units=units, texts=texts))
     examples.write_pictures(os.path.join(out, "img"))
-    meta = dict(count=result.count, target=result.target, method=result.method,
-                n_steps=result.n_steps, chunk=CHUNK, input=examples.kind,
+    meta = dict(count=int(result.count), target=str(result.target), method=str(result.method),
+                n_steps=int(result.n_steps), chunk=CHUNK, input=examples.kind,
                 class_names=class_names,
                 label_names=class_names if label_names is None else label_names,
                 layers=layers)
@@ -202,7 +209,9 @@ class _Examples:
         if inputs is not None and inputs.ndim == 2 and np.issubdtype(inputs.dtype, np.integer):
             self.kind = "text"
         elif inputs is not None and inputs.ndim == 4 and np.issubdtype(inputs.dtype, np.number):
-            self.kind = "image"  # (N, H, W, channels)
+            self.kind = "image"  # (N, H, W, channels), or (N, channels, H, W)
+        self.channels_first = self.kind == "image" and inputs.shape[1] in (1, 3, 4) \
+            and inputs.shape[-1] not in (1, 3, 4)
         self.shown = set()
 
     def rows(self, examples: np.ndarray) -> np.ndarray:
@@ -220,16 +229,20 @@ class _Examples:
         return dict(values=_rounded(values)) if self.kind in ("text", "image") else {}
 
     def text(self, example: int) -> dict:
-        """An example's tokens, padding trimmed, and its padded length."""
+        """An example's tokens with the padding at either end trimmed
+        (``start``: the index of the first token kept), and its padded
+        length."""
         row = self._row(example)
         ids = self.inputs[row]
-        n = ids.size
+        real = np.ones(ids.size, bool)
         if self.mask is not None:
-            n = int(np.asarray(self.mask[row]).astype(bool).sum())
+            real = np.asarray(self.mask[row]).astype(bool)
         elif self.pad_id is not None:
-            kept = np.flatnonzero(ids != self.pad_id)
-            n = int(kept[-1]) + 1 if kept.size else 0
-        return dict(tokens=[self._token(int(t)) for t in ids[:n]], length=int(ids.size))
+            real = ids != self.pad_id
+        kept = np.flatnonzero(real)
+        start, stop = (int(kept[0]), int(kept[-1]) + 1) if kept.size else (0, 0)
+        return dict(tokens=[self._token(int(t)) for t in ids[start:stop]], start=start,
+                    length=int(ids.size))
 
     def _token(self, token: int) -> str:
         if self.vocabulary is None:
@@ -244,17 +257,19 @@ class _Examples:
             return
         os.makedirs(folder, exist_ok=True)
         for example in sorted(self.shown):
+            image = self.inputs[self._row(example)]
             write_png(os.path.join(folder, f"{example}.png"),
-                      display(self.inputs[self._row(example)]))
+                      display(np.moveaxis(image, 0, -1) if self.channels_first else image))
 
 
 def _rounded(values):
     """Floats at 4 significant digits: what a shade or a label can show,
-    and a third of the bytes."""
+    and a third of the bytes; NaN and infinities as None (JSON's null)."""
     array = np.asarray(values, np.float64)
+    one = lambda v: float(f"{v:.4g}") if np.isfinite(v) else None  # noqa: E731
     if array.ndim == 0:
-        return float(f"{float(array):.4g}")
-    return [float(f"{v:.4g}") for v in array.ravel()]
+        return one(float(array))
+    return [one(v) for v in array.ravel()]
 
 
 def _write_script(path: str, call: str, data: Dict) -> None:

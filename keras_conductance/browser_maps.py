@@ -70,8 +70,9 @@ def _overlay(attribution: np.ndarray) -> np.ndarray:
 
 
 def pixel_overlays(model, layer: str, top, rows_of, inputs: np.ndarray, folder: str, *,
-                   baselines, pre_softmax: bool, n_steps: int,
-                   batch_size: Optional[int]) -> Dict[Tuple[int, str, int], str]:
+                   output, baselines, pre_softmax: bool, n_steps: int,
+                   batch_size: Optional[int], channel_axis: int,
+                   channels_first: bool) -> Dict[Tuple[int, str, int], str]:
     """Eq. 2 maps of every shown entry of one image layer, as overlay PNGs.
 
     Entry ``(unit, sign, j)`` gets the map of its unit for its example and
@@ -85,7 +86,9 @@ def pixel_overlays(model, layer: str, top, rows_of, inputs: np.ndarray, folder: 
         rows_of: dataset indices -> rows of ``inputs``.
         inputs: ``(N, H, W, C)`` the kept examples' inputs.
         folder: where the PNGs go (created).
-        baselines, pre_softmax, n_steps, batch_size: as ``neuron_conductance``.
+        output, baselines, pre_softmax, n_steps, batch_size, channel_axis:
+            as ``neuron_conductance``.
+        channels_first: the inputs are ``(N, C, H, W)``.
 
     Returns:
         ``(unit, sign, j) -> path`` relative to the browser's folder.
@@ -102,9 +105,12 @@ def pixel_overlays(model, layer: str, top, rows_of, inputs: np.ndarray, folder: 
         rows = rows_of(np.array([top.examples[s][c, j] for c, s, j in block]))
         maps = neuron_conductance(
             model, inputs[rows], layer, np.array([[c] for c, _, _ in block]),
-            target=np.array([top.targets[s][c, j] for c, s, j in block]), baselines=baselines,
-            pre_softmax=pre_softmax, n_steps=n_steps, batch_size=batch_size)
-        for (c, s, j), attribution in zip(block, np.asarray(maps)[:, 0].sum(axis=-1)):
+            target=np.array([top.targets[s][c, j] for c, s, j in block]), output=output,
+            baselines=baselines, pre_softmax=pre_softmax, n_steps=n_steps,
+            batch_size=batch_size, channel_axis=channel_axis)
+        colour = 1 if channels_first else -1  # (rows, 1, ...): the picture's channel axis
+        per_pixel = np.asarray(maps)[:, 0].sum(axis=colour)
+        for (c, s, j), attribution in zip(block, per_pixel):
             name = f"{c}_{s[0]}{j}.png"
             write_png(os.path.join(folder, name), _overlay(attribution))
             written[c, s, j] = f"{relative}/{name}"

@@ -131,20 +131,23 @@ function renderList(layer, filter) {
   list.dataset.filter = filter;
 }
 function textContext(e, layer, text) {
-  if (!layer.positions.length) {  // a (B, C) layer: one value per example, no token to shade
+  const P = e.values.length;
+  // Positions are tokens (P == T) or the windows of a stride-1 convolution
+  // (P < T); anything else (one value per example, 2-D positions) shades
+  // nothing.
+  if (layer.positions.length !== 1 || P > text.length) {
     return `<div class="tokens">${text.tokens.map(esc).join(" ")}</div>`;
   }
-  const n = text.tokens.length, P = e.values.length;
-  // Positions are tokens (P == T) or windows of a convolution (P < T): a
-  // window's value is spread evenly over the tokens it covers.
-  const width = P === text.length ? 1 : text.length - P + 1;
+  // A window's value is spread evenly over the tokens it covers; token i
+  // of the text is token start + i of the padded sequence.
+  const width = text.length - P + 1, n = text.length, start = text.start || 0;
   const per = new Array(n).fill(0);
-  e.values.forEach((v, p) => { for (let t = p; t < Math.min(p + width, n); t++) per[t] += v / width; });
-  const scale = Math.max(...per.map(Math.abs), 1e-12);
-  const at = layer.positions.length ? e.position : -1;
+  e.values.forEach((v, p) => { for (let t = p; t < Math.min(p + width, n); t++) per[t] += (v || 0) / width; });
+  const shown = text.tokens.map((_, i) => per[start + i]);
+  const scale = Math.max(...shown.map(Math.abs), 1e-12);
   return `<div class="tokens">` + text.tokens.map((t, i) => {
-    const on = at >= 0 && i >= at && i < at + width ? " at" : "";
-    return `<span class="tok${on}" style="background:${shade(per[i], scale)}" title="${fmt(per[i])}">${esc(t)}</span>`;
+    const at = start + i, on = at >= e.position && at < e.position + width ? " at" : "";
+    return `<span class="tok${on}" style="background:${shade(shown[i], scale)}" title="${fmt(shown[i])}">${esc(t)}</span>`;
   }).join(" ") + `</div>`;
 }
 function imageContext(e, layer, id) {

@@ -33,8 +33,8 @@ def _browse(args) -> int:
 
 
 def _read_vocabulary(path: str) -> list:
-    """Token strings by id: a JSON list, or one token per line (line 1 is
-    id 0; lines are kept as they are, blank ones too, so ids stay aligned)."""
+    """Token strings by id: a ``.json`` list, or one token per line (line 1
+    is id 0; lines are kept as they are, blank ones too, so ids stay aligned)."""
     import json
     import pathlib
 
@@ -43,12 +43,16 @@ def _read_vocabulary(path: str) -> list:
         raise FileNotFoundError(f"--vocabulary: no such file: {path}. Pass a text file with one "
                                 "token per line (line 1 = id 0), or a JSON list of tokens.")
     text = file.read_text(encoding="utf-8")
-    if file.suffix.lower() == ".json" or text.lstrip()[:1] == "[":
-        tokens = json.loads(text)
+    if file.suffix.lower() == ".json":
+        try:
+            tokens = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--vocabulary {path} is not valid JSON ({err}).") from None
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
             raise ValueError(f"--vocabulary {path}: expected a JSON list of strings.")
         return tokens
-    tokens = text.split("\n")
+    # One token per line (BERT's vocab.txt starts "[PAD]": lines, not JSON).
+    tokens = text.replace("\r\n", "\n").split("\n")
     if tokens and tokens[-1] == "":
         tokens.pop()  # the file's last newline
     return tokens
@@ -397,8 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     _vocabulary_flag(browse, "--out", "out", "the browser's folder (created; index.html inside)",
                      default="unit-browser")
     browse.add_argument("--vocabulary", default=None, metavar="FILE",
-                        help="token strings for text models: one token per line (line 1 = id 0) "
-                             "or a JSON list; none given: token ids are shown")
+                        help="token strings for text models: one token per line (line 1 = id 0), "
+                             "or a .json list; none given: token ids are shown")
     browse.add_argument("--labels", default=None, metavar="FILE",
                         help="class names, one per line (line 1 = class 0), or JSON")
     browse.add_argument("--label-names", default=None, metavar="FILE",

@@ -246,6 +246,8 @@ class _DatasetStep:
         return sums
 
     def _sums(self, inputs, labels=None, ids=None):
+        # Each kept example's fingerprint, to check the second read's inputs.
+        checksums = None if ids is None else top_examples.checksums(inputs)
         raw = self.adapter.structure(inputs, "features", convert=False)
         xs, consts = self.adapter.split(raw)
         xbs = [tf.broadcast_to(b, tf.shape(x)) for b, x in zip(self.baselines, xs)]
@@ -285,7 +287,8 @@ class _DatasetStep:
                 sums[f"label_filters_{k}"] = tf.math.unsorted_segment_sum(
                     per_filter, label_ids, self.label_slots)
             if self.top_k:
-                sums.update(self._unit_statistics(k, values, per_filter, ids, target, label_ids))
+                sums.update(self._unit_statistics(k, values, per_filter, ids, target, label_ids,
+                                                  checksums))
         if label_ids is not None:
             ones = tf.ones_like(diff)
             sums["label_count"] = tf.math.unsorted_segment_sum(ones, label_ids, self.label_slots)
@@ -293,11 +296,11 @@ class _DatasetStep:
             sums["fractional"] = tf.constant(0.0) if fractional is None else fractional
         return sums
 
-    def _unit_statistics(self, k, values, per_filter, ids, target, label_ids):
+    def _unit_statistics(self, k, values, per_filter, ids, target, label_ids, checksums):
         """Layer ``k``'s top-k candidates, |conductance| sums and histogram."""
         per_position = top_examples.positions_of(values, self.channel_axes[k])
         candidates = top_examples.replica_candidates(per_position, ids, target, label_ids,
-                                                     self.top_k)
+                                                     self.top_k, checksums)
         out = {f"top/{k}/{key}": value for key, value in candidates.items()}
         out[f"abs_filters_{k}"] = tf.reduce_sum(tf.abs(per_filter), axis=0)
         out[f"histogram_{k}"] = top_examples.histogram_counts(per_filter)
@@ -578,7 +581,11 @@ def _keyed(dataset: tf.data.Dataset, with_ids: bool) -> tf.data.Dataset:
         size = tf.shape(tf.nest.flatten(element["inputs"])[0], out_type=tf.int64)[0]
         return start + size, dict(element, ids=start + tf.range(size))
 
-    return dataset.scan(tf.constant(0, tf.int64), number)
+    # Several workers shard by data, never by file: sharded by file, each
+    # worker would number its own files from 0 and the ids would collide.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.scan(tf.constant(0, tf.int64), number).with_options(options)
 
 
 def _stream(dataset, step: _DatasetStep, strategy, verbose, checkpoint=None):
@@ -711,7 +718,7 @@ def _add_top(result: DatasetConductance, totals, step: "_DatasetStep", keyed):
     """Fills in the top-k fields: the kept positions per layer, the unit
     statistics, and the inputs of the examples kept."""
     count = max(result.count, 1)
-    result.top, result.mean_abs, result.histogram = {}, {}, {}
+    result.top, result.mean_abs, result.histogram, result.channel_axes = {}, {}, {}, {}
     for k, name in enumerate(result.layers):
         shape = step.position_shape(k)
         places = int(np.prod(shape, dtype=np.int64))
@@ -721,26 +728,48 @@ def _add_top(result: DatasetConductance, totals, step: "_DatasetStep", keyed):
         result.top[name] = top_examples.to_result(state, filled, shape)
         result.mean_abs[name] = totals[f"abs_filters_{k}"] / count
         result.histogram[name] = totals[f"histogram_{k}"].astype(np.int64)
+        rank = len(step.layer_shapes[k]) + 1
+        result.channel_axes[name] = int(step.channel_axes[k] % rank)
     result.histogram_edges = top_examples.HISTOGRAM_EDGES.copy()
-    wanted = np.unique(np.concatenate([t.example_ids() for t in result.top.values()]))
-    result.example_ids, result.example_inputs = wanted, _gather_inputs(keyed, wanted)
+    sums = {}  # example -> its fingerprint, as the compiled step saw it
+    for k in range(len(result.layers)):
+        for sign in top_examples.SIGNS:
+            ids, fingerprints = totals[f"top/{k}/{sign}/example"], totals[f"top/{k}/{sign}/checksum"]
+            sums.update(zip(ids[ids >= 0].tolist(), fingerprints[ids >= 0].tolist()))
+    wanted = np.array(sorted(sums), np.int64)
+    result.example_ids = wanted
+    result.example_inputs = _gather_inputs(keyed, wanted, np.array([sums[i] for i in wanted]))
 
 
-def _gather_inputs(keyed: tf.data.Dataset, wanted: np.ndarray):
+def _gather_inputs(keyed: tf.data.Dataset, wanted: np.ndarray, fingerprints: np.ndarray):
     """The features of examples ``wanted`` (sorted dataset indices), read
     from the dataset on the host: ``(N, ...)`` arrays in ``wanted``'s order,
-    one array for one input, else a dict by input name (or position)."""
+    one array for one input, else a dict by input name (or position).
+
+    Raises:
+        ValueError: the dataset gave other examples this time (reshuffled
+            or randomly augmented): their fingerprints differ.
+    """
     rows, found = [], 0
     for element in keyed:
-        if found == wanted.size:
-            break
         ids = element["ids"].numpy()
         keep = np.flatnonzero(np.isin(ids, wanted))
         if keep.size:
             found += keep.size
             rows.append(tf.nest.map_structure(lambda t: np.asarray(t)[keep], element["inputs"]))
+        if found == wanted.size:
+            break
     if not rows:
         return None
+    read = np.concatenate([top_examples.host_checksums(r) for r in rows])
+    if read.shape != fingerprints.shape or not np.allclose(read, fingerprints, rtol=1e-6,
+                                                             atol=1e-6):
+        raise ValueError(
+            "`dataset` gave other examples on its second read (the kept examples' inputs "
+            "are read again after the run): with `top_k`, it must yield the same examples "
+            "in the same order each time. Shuffle with a seed and "
+            "`reshuffle_each_iteration=False`, and apply random augmentation before "
+            "`cache()`, or not at all.")
     stacked = tf.nest.map_structure(lambda *parts: np.concatenate(parts), *rows)
     if isinstance(stacked, dict):
         return {str(k): v for k, v in stacked.items()}

@@ -62,6 +62,8 @@ class DatasetConductance:
             examples that appear in ``top``.
         example_inputs: their features, ``(N, ...)``: an array for a
             single-input model, else a dict by input name (or position).
+        channel_axes: with ``top_k``: layer -> the axis of its batched
+            output that holds the units (what ``channel_axis`` resolved to).
     """
 
     layers: List[str]
@@ -84,6 +86,7 @@ class DatasetConductance:
     histogram_edges: Optional[np.ndarray] = None
     example_ids: Optional[np.ndarray] = None
     example_inputs: Union[None, np.ndarray, Dict[str, np.ndarray]] = None
+    channel_axes: Optional[Dict[str, int]] = None
 
     def label_mean(self, layer: str, label: int) -> np.ndarray:
         """``(C,)`` mean per-filter conductance over the examples of ``label``."""
@@ -170,7 +173,9 @@ def load_dataset_result(path: Union[str, os.PathLike]) -> DatasetConductance:
                                      got=f"a .npz without its 'meta' entry: {path!r}"))
         meta = json.loads(str(data["meta"]))
         if meta.get("format") != _FORMAT:
-            raise ValueError(f"{path!r} holds {meta.get('format')!r}, not {_FORMAT!r}.")
+            raise ValueError(message("path", f"a file written by DatasetConductance.save "
+                                     f"({_FORMAT!r})", path,
+                                     got=f"{path!r}, which holds {meta.get('format')!r}"))
         arrays = {k: np.array(data[k]) for k in data.files if k != "meta"}
     fields = {}
     for field in dataclasses.fields(DatasetConductance):

@@ -33,8 +33,9 @@ import tensorflow as tf
 
 from keras_conductance.arguments import check
 
-__all__ = ["HISTOGRAM_EDGES", "TopExamples", "empty_state", "merge", "position_axes",
-           "positions_of", "replica_candidates", "histogram_counts", "to_result"]
+__all__ = ["HISTOGRAM_EDGES", "TopExamples", "checksums", "empty_state", "histogram_counts",
+           "host_checksums", "merge", "position_axes", "positions_of", "replica_candidates",
+           "to_result"]
 
 # |value| edges from 1e-6 to 1e3, four bins per decade, mirrored; the bin
 # between -1e-6 and 1e-6 holds (near-)zeros. 73 edges, 74 bins.
@@ -89,8 +90,29 @@ def histogram_counts(per_filter: tf.Tensor) -> tf.Tensor:
     return tf.reshape(counts, [channels, bins])
 
 
+def checksums(inputs) -> tf.Tensor:
+    """``(b,)`` float64 fingerprint of each example: the sum of each input's
+    values, weighted 1, 2, ... by input (``host_checksums`` computes the same
+    in numpy)."""
+    total = 0.0
+    for i, x in enumerate(tf.nest.flatten(inputs)):
+        rows = tf.reshape(tf.cast(x, tf.float64), [tf.shape(x)[0], -1])
+        total += (i + 1) * tf.reduce_sum(rows, axis=1)
+    return total
+
+
+def host_checksums(inputs) -> np.ndarray:
+    """``checksums`` of numpy inputs."""
+    total = 0.0
+    for i, x in enumerate(tf.nest.flatten(inputs)):
+        x = np.asarray(x)
+        total = total + (i + 1) * x.reshape(len(x), -1).astype(np.float64).sum(axis=1)
+    return total
+
+
 def replica_candidates(per_position: tf.Tensor, ids: tf.Tensor, targets: tf.Tensor,
-                       labels: Optional[tf.Tensor], k: int) -> Dict[str, tf.Tensor]:
+                       labels: Optional[tf.Tensor], k: int,
+                       checksums: Optional[tf.Tensor] = None) -> Dict[str, tf.Tensor]:
     """A replica's K best candidates per unit and sign, from one batch share.
 
     Args:
@@ -99,6 +121,8 @@ def replica_candidates(per_position: tf.Tensor, ids: tf.Tensor, targets: tf.Tens
         targets: ``(b,)`` int32 explained class per example (-1: a callable).
         labels: ``(b,)`` int32 label ids, or None.
         k: how many per unit and sign.
+        checksums: ``(b,)`` float64 fingerprints of the examples (kept with
+            each candidate), or None (zeros).
 
     Returns:
         ``{"<sign>/<field>": (1, C, k[, P])}`` tensors, padded with
@@ -111,6 +135,8 @@ def replica_candidates(per_position: tf.Tensor, ids: tf.Tensor, targets: tf.Tens
     per_position = tf.gather(per_position, order)
     ids, targets = tf.gather(ids, order), tf.gather(targets, order)
     labels = None if labels is None else tf.gather(labels, order)
+    checksums = tf.zeros(tf.shape(ids), tf.float64) if checksums is None else \
+        tf.gather(checksums, order)
     b = tf.shape(per_position)[0]
     places, channels = per_position.shape[1], per_position.shape[2]
     by_unit = tf.transpose(per_position, [2, 0, 1])  # (C, b, P)
@@ -127,6 +153,8 @@ def replica_candidates(per_position: tf.Tensor, ids: tf.Tensor, targets: tf.Tens
             "position": tf.where(real, tf.cast(where % places, tf.int64),
                                  tf.constant(-1, tf.int64)),
             "target": tf.where(real, tf.gather(targets, example), -1),
+            "checksum": tf.where(real, tf.gather(checksums, example),
+                                 tf.constant(0.0, tf.float64)),
             # The unit's values at every position of the chosen example.
             "context": tf.where(real[..., None], tf.gather(by_unit, example, batch_dims=1), 0.0),
         }
@@ -145,6 +173,7 @@ def empty_state(channels: int, places: int, k: int, has_labels: bool) -> Dict[st
         for name in ("example", "position"):
             state[f"{sign}/{name}"] = np.full((channels, k), -1, np.int64)
         state[f"{sign}/target"] = np.full((channels, k), -1, np.int32)
+        state[f"{sign}/checksum"] = np.zeros((channels, k), np.float64)
         state[f"{sign}/context"] = np.zeros((channels, k, places), np.float32)
         if has_labels:
             state[f"{sign}/label"] = np.full((channels, k), -1, np.int32)

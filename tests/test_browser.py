@@ -91,7 +91,7 @@ def test_the_data_files_hold_the_result(text_result, tmp_path):
                 ids = inputs[e["example"]]
                 n = int(np.flatnonzero(ids)[-1]) + 1
                 assert chunk["texts"][str(e["example"])] == {
-                    "tokens": [VOCAB[t] for t in ids[:n]], "length": 12}
+                    "tokens": [VOCAB[t] for t in ids[:n]], "start": 0, "length": 12}
 
 
 def test_the_page_shows_the_unit_its_address_names(text_result, tmp_path):
@@ -104,8 +104,14 @@ def test_the_page_shows_the_unit_its_address_names(text_result, tmp_path):
     assert shown >= 4 and dom.count('class="entry"') == shown
     best = top.examples["positive"][5, 0]
     assert f"example <b>{best}</b> · position {top.positions['positive'][5, 0]}" in dom
-    # The kept window (3 tokens, or fewer at the trimmed end) is boxed.
-    assert 1 <= len(re.findall(r'class="tok at"', dom)) <= 18
+    # The kept window is boxed: the 3 tokens from its position (fewer where
+    # the window runs into the trimmed padding).
+    first = dom[dom.index('class="entry"'):]
+    first = first[:first.index('class="entry"', 1)] if first.count('class="entry"') > 1 else first
+    boxed = re.findall(r'<span class="tok at"[^>]*>([^<]*)</span>', first)
+    ids = text_result.example_inputs[list(text_result.example_ids).index(best)]
+    p = top.positions["positive"][5, 0]
+    assert boxed == [VOCAB[t] for t in ids[p:p + 3] if t != 0]
     # Units are listed by mean |conductance|, the strongest first.
     listed = [int(u) for u in re.findall(r'class="row[^"]*" data-unit="(\d+)"', dom)]
     assert listed == np.argsort(-text_result.mean_abs["conv3"], kind="stable").tolist()
@@ -209,6 +215,29 @@ def test_with_the_model_pictures_show_each_entrys_eq2_map(image_result, tmp_path
     assert len(re.findall(r'<canvas [^>]*data-drawn="whole map"', dom)) >= 1
 
 
+def test_left_padded_texts_shade_and_box_the_right_tokens(tmp_path):
+    """A keras-hub style input (token_ids, padding_mask) padded on the left:
+    token i shown is token start + i of the sequence."""
+    result = synthetic_result(units=1, k=1, tokens=6, examples=1)
+    top = result.top["ffn"]
+    values = np.array([[[0.0, 0.0, 0.1, 0.2, 0.9, 0.3]]], np.float32)
+    for sign, scale in (("positive", 1), ("negative", -1)):
+        top.values[sign][:] = scale * 0.9
+        top.examples[sign][:], top.positions[sign][:] = 0, 4
+        top.contexts[sign] = scale * values
+    result.example_ids = np.array([0])
+    result.example_inputs = {"token_ids": np.array([[0, 0, 5, 6, 7, 8]]),
+                             "padding_mask": np.array([[0, 0, 1, 1, 1, 1]])}
+    page = kc.unit_browser(result, tmp_path / "b", vocabulary=[f"<t{i}>" for i in range(9)])
+    chunk = read_script(tmp_path / "b" / "data" / "0" / "0.js")
+    assert chunk["texts"]["0"] == {"tokens": ["<t5>", "<t6>", "<t7>", "<t8>"], "start": 2,
+                                   "length": 6}
+    dom = body(dump_dom(page, "layer=0&unit=0"))
+    # Escaped, and position 4 of the sequence is the 3rd token shown.
+    assert re.findall(r'<span class="tok at"[^>]*>([^<]*)</span>', dom) == ["&lt;t7&gt;"] * 2
+    assert "<t7>" not in dom
+
+
 def synthetic_result(units=3072, k=10, tokens=32, examples=400, seed=0):
     """A result shaped like an FFN layer of a small language model, without
     a model: the page's cost depends on the shapes alone."""
@@ -305,3 +334,9 @@ def test_the_command_writes_the_browser_of_a_saved_result(text_result, tmp_path,
     assert "No such result file" in capsys.readouterr().err
     assert main(["browse", path, "--out", str(tmp_path / "c"), "--vocabulary", "none.txt"]) == 2
     assert "--vocabulary: no such file" in capsys.readouterr().err
+    # A BERT-style vocab.txt starts with "[PAD]": lines, not JSON (CRLF too).
+    (tmp_path / "bert.txt").write_bytes(("[PAD]\r\n" + "\r\n".join(VOCAB[1:]) + "\r\n").encode())
+    assert main(["browse", path, "--out", str(tmp_path / "d"),
+                 "--vocabulary", str(tmp_path / "bert.txt")]) == 0
+    chunk = read_script(tmp_path / "d" / "data" / "0" / "0.js")
+    assert all(t in VOCAB for text in chunk["texts"].values() for t in text["tokens"])

@@ -91,7 +91,7 @@ LAYERS = [
     {"quadrature", "engine", "adaptive", "attribution", "top_examples", "dataset_result"},
     {"explainer", "functional", "neuron", "ablation", "dataset_conductance", "pixels", "split"},
     {"callbacks", "cli", "loading", "report", "report_figures", "report_html", "class_names",
-     "demo", "browser", "browser_page"},
+     "demo", "browser", "browser_maps", "browser_page"},
 ]
 
 

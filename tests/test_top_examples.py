@@ -146,6 +146,21 @@ def test_tokens_and_heads_are_positions_in_a_text_model():
     assert result.example_inputs.dtype == np.int32
 
 
+def test_a_dataset_that_gives_other_examples_on_its_second_read_is_refused():
+    """The kept examples' inputs are read again after the run: a dataset that
+    reshuffles each time would pair other inputs with the kept ids."""
+    model = small_convnet()
+    x = np.random.default_rng(4).normal(size=(30, 8, 8, 2)).astype("float32")
+    reshuffled = tf.data.Dataset.from_tensor_slices(x).shuffle(30, seed=None).batch(10)
+    with pytest.raises(ValueError, match=r"`dataset` gave other examples on its second read"):
+        kc.conductance_over_dataset(model, reshuffled, "dense", n_steps=4, top_k=2, verbose=0)
+    fixed = tf.data.Dataset.from_tensor_slices(x).shuffle(
+        30, seed=1, reshuffle_each_iteration=False).batch(10)
+    result = kc.conductance_over_dataset(model, fixed, "dense", n_steps=4, top_k=2, verbose=0)
+    order = np.concatenate([b.numpy() for b in fixed])
+    np.testing.assert_array_equal(result.example_inputs, order[result.example_ids])
+
+
 def test_fewer_positions_than_top_k_keep_what_there_is():
     model = small_convnet()
     x = np.random.default_rng(5).normal(size=(2, 8, 8, 2)).astype("float32")
@@ -200,5 +215,5 @@ def test_bad_top_k_and_result_files_are_refused(tmp_path):
         result.top["dense"].unit(6)
     with pytest.raises(ValueError, match=r"`sign` must be one of .*Received: sign='up'"):
         result.top["dense"].unit(0, "up")
-    with pytest.raises(TypeError, match=r"`top_k` must be a positive int"):
+    with pytest.raises(TypeError, match=r"`top_k` must be an int >= 1\. Received: top_k=None"):
         kc.ConductanceCallback(np.zeros((2, 8, 8, 2), np.float32), "dense", top_k=None)

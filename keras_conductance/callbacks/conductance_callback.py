@@ -225,10 +225,7 @@ class ConductanceCallback(keras.callbacks.Callback):
         self.steps = check("steps", steps)  # None: every batch of a dataset
         self.channel_axis = channel_axis
         self.log_dir = check("log_dir", log_dir)
-        self.top_k = check("top_k", top_k)
-        if self.top_k is None:  # None is the dataset run's "no top examples"
-            raise TypeError(message("top_k", "a positive int (filters per layer to follow)",
-                                    top_k))
+        self.top_k = check("top_k", top_k, none=False)  # None: the dataset run's "none"
         self.write_images = check("write_images", write_images)
         self.image_freq = check("image_freq", image_freq)
         self.image_examples = check("image_examples", image_examples)

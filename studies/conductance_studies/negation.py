@@ -20,7 +20,8 @@ import keras_conductance.functional as kcf
 from keras_conductance.neuron import neuron_conductance
 from conductance_studies.common import pyplot, finish
 
-__all__ = ["NegationFilter", "NegationExample", "NegationResult", "negation_study"]
+__all__ = ["NegationFilter", "NegationExample", "NegationResult", "distinct_top",
+           "negation_study"]
 
 # window_of(filter index) -> (conv layer name, window width, channel).
 WindowFn = Callable[[int], Tuple[str, int, int]]
@@ -163,6 +164,20 @@ def _windows(model, ids: np.ndarray, lengths, filters, window_of: WindowFn):
     return spans
 
 
+def distinct_top(scores: np.ndarray, corpus: Sequence[Sequence[str]], n: int) -> List[int]:
+    """Indices of the ``n`` highest ``scores``, a sentence the corpus repeats
+    counted once (its first, highest occurrence)."""
+    top, seen = [], set()
+    for i in np.argsort(-scores, kind="stable"):
+        text = " ".join(corpus[i])
+        if text not in seen:
+            seen.add(text)
+            top.append(int(i))
+        if len(top) == n:
+            break
+    return top
+
+
 def negation_study(
     model: keras.Model,
     encode: Callable[[Sequence[Sequence[str]]], np.ndarray],
@@ -238,14 +253,7 @@ def negation_study(
         return NegationResult(list(phrase), list(pattern), score, direction, [], [])
     directed = np.stack([f.direction * corpus_conductance[:, f.index] for f in filters], axis=1)
     best = directed.argmax(axis=1)
-    top, seen = [], set()
-    for i in np.argsort(-directed.max(axis=1), kind="stable"):
-        text = " ".join(corpus[i])
-        if text not in seen:  # the corpus may repeat a sentence
-            seen.add(text)
-            top.append(i)
-        if len(top) == n_examples:
-            break
+    top = distinct_top(directed.max(axis=1), corpus, n_examples)
     sentences = [list(corpus[i]) for i in top]
     picked = [filters[best[i]].index for i in top]
     top_ids = encode(sentences)

@@ -137,17 +137,9 @@ def _study_list(model, encode, corpus, raw, negation_filter, window_of, n: int) 
     """The study's rule for one filter: the ``n`` distinct sentences with the
     largest conductance in the filter's direction, and the window its max
     pooling picked in each."""
-    from conductance_studies.negation import _windows
+    from conductance_studies.negation import _windows, distinct_top
 
-    directed = negation_filter.direction * raw[:, negation_filter.index]
-    top, seen = [], set()
-    for i in np.argsort(-directed, kind="stable"):
-        text = " ".join(corpus[i])
-        if text not in seen:  # the corpus may repeat a sentence
-            seen.add(text)
-            top.append(i)
-        if len(top) == n:
-            break
+    top = distinct_top(negation_filter.direction * raw[:, negation_filter.index], corpus, n)
     sentences = [list(corpus[i]) for i in top]
     ids = encode(sentences)
     lengths = [min(len(t), ids.shape[1]) for t in sentences]

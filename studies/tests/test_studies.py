@@ -150,7 +150,9 @@ def test_division_of_labour_hand_computed(tmp_path):
     assert (tmp_path / "labour.png").stat().st_size > 1000
 
 
-def test_negation_study_on_a_text_cnn(tmp_path):
+def negation_case():
+    """A fixed-weight text CNN (two logits), its words, an encoder and a
+    random corpus of 30 sentences."""
     model = text_cnn(vocab=50, length=12, maps=8)
     words = [f"w{i}" for i in range(50)]
     index = {w: i for i, w in enumerate(words)}
@@ -158,6 +160,11 @@ def test_negation_study_on_a_text_cnn(tmp_path):
                                     np.int32)
     rng = np.random.default_rng(1)
     corpus = [[words[i] for i in rng.integers(1, 50, size=rng.integers(6, 12))] for _ in range(30)]
+    return model, words, encode, corpus
+
+
+def test_negation_study_on_a_text_cnn(tmp_path):
+    model, words, encode, corpus = negation_case()
     raw = kc.conductance(model, encode(corpus), "concat", start_layer="embedding", target=1,
                          n_steps=16).per_filter("concat")
     phrase, pattern = ["w3", "w7", "w9", "w11"], ["w9", "w11"]
@@ -314,13 +321,7 @@ def test_the_unit_browser_holds_the_negation_studys_sentences_and_windows(tmp_pa
     picked are the browser's top positions of that conv channel."""
     from conductance_studies.unit_browsers import compare_negation_filters
 
-    model = text_cnn(vocab=50, length=12, maps=8)
-    words = [f"w{i}" for i in range(50)]
-    index = {w: i for i, w in enumerate(words)}
-    encode = lambda sents: np.array([[index[t] for t in s] + [0] * (12 - len(s)) for s in sents],
-                                    np.int32)
-    rng = np.random.default_rng(1)
-    corpus = [[words[i] for i in rng.integers(1, 50, size=rng.integers(6, 12))] for _ in range(30)]
+    model, words, encode, corpus = negation_case()
     one_logit = keras.Model(model.inputs, model.outputs[0][:, 1:])
     summary = compare_negation_filters(
         one_logit, encode, words, corpus, np.zeros(30, int), tmp_path,
