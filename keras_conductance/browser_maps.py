@@ -8,6 +8,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from keras_conductance.progress import Progress
+
 __all__ = ["THUMB", "display", "pixel_overlays", "shown_slots", "write_png"]
 
 THUMB = 160  # longest side of a picture on the page, px
@@ -100,6 +102,8 @@ def pixel_overlays(model, layer: str, top, rows_of, inputs: np.ndarray, folder: 
     os.makedirs(folder, exist_ok=True)
     relative = os.path.join(*folder.replace(os.sep, "/").split("/")[-2:])
     written = {}
+    # Shown once the maps have taken a few seconds (a layer of many units).
+    progress = Progress(len(slots), "maps", "auto", f"Eq. 2 maps of {layer}")
     for start in range(0, len(slots), _ROWS):
         block = slots[start:start + _ROWS]
         rows = rows_of(np.array([top.examples[s][c, j] for c, s, j in block]))
@@ -114,4 +118,6 @@ def pixel_overlays(model, layer: str, top, rows_of, inputs: np.ndarray, folder: 
             name = f"{c}_{s[0]}{j}.png"
             write_png(os.path.join(folder, name), _overlay(attribution))
             written[c, s, j] = f"{relative}/{name}"
+        progress.update(len(block))
+    progress.close()
     return written
