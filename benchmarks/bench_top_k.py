@@ -23,9 +23,9 @@ reads the kept examples' inputs. Goal: ratio <= 1.10.
 Timing protocol (``bench_core.interleaved``): each variant runs once first
 (tracing excluded), then the two alternate for ``--rounds`` rounds; the
 median of the per-round wall-time ratios is reported, with the spread, and
-the ratio of the median CPU times. (Both variants now and then stall for a
-second or two with the CPUs idle, outside the batches: the wall spread
-shows it, the medians and the CPU times do not.)
+the ratio of the median CPU times. The datasets run without tf.data's
+autotuning (``without_autotune``), which otherwise stalls either variant for
+about a second at random, with the CPUs idle.
 """
 
 from __future__ import annotations
@@ -99,6 +99,18 @@ def decoder_case(cfg):
 CASES = {"text": text_case, "image": image_case, "decoder": decoder_case}
 
 
+def without_autotune(dataset):
+    """tf.data's autotuning thread makes deleting an iterator wait about a
+    second, now and then, with the CPUs idle: at the end of either variant's
+    run, at random. It is noise here (the datasets are in memory), so the
+    timed datasets run without it."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -116,6 +128,7 @@ def main(argv=None):
     figures = {}
     for name in args.cases:
         model, ds, layers, settings = CASES[name](cfg)
+        ds = without_autotune(ds)
 
         def run(top_k, model=model, ds=ds, layers=layers, settings=settings):
             return lambda: kc.conductance_over_dataset(model, ds, layers, n_steps=cfg["n_steps"],

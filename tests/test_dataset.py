@@ -85,8 +85,8 @@ def test_one_hot_labels_inputs_only_and_steps(model, examples):
 
 
 def test_every_batch_of_a_dataset_of_unknown_length(model, examples):
-    """A known length stops the stream at the last batch (no end-of-sequence
-    round trip); an unknown one runs the iterator to its end."""
+    """A dataset whose length tf.data cannot tell (a filter) streams every
+    batch; the progress bar then has no total."""
     x, _ = examples
     ds = tf.data.Dataset.from_tensor_slices(x).filter(lambda v: True).batch(5)
     assert int(ds.cardinality()) == int(tf.data.UNKNOWN_CARDINALITY)
