@@ -399,13 +399,18 @@ def _diagnostics(model, x, ms, explainer, ablators, s: "Settings", black) -> dic
     is per-filter conductance converged (vs a finer fixed grid), how far is
     the sum of single-filter ablations from F(x) - F(x') (additivity), and
     how well do they agree over every filter rather than the top 10."""
+    import keras_conductance as kc
     from conductance_studies import ablation_agreement
     from conductance_studies.common import describe, pearson_rows
 
     pick = np.unique(np.linspace(0, len(x) - 1, min(s.diagnostic_images, len(x))).round().astype(int))
     sub = _subset_measures(ms, pick)
-    fine = explainer.explain(x[pick], target=sub.conductance.target, baselines=black,
-                             n_steps=s.diagnostic_steps, tolerance=None).conductance
+    # The reference is a fixed fine grid. Its own explainer, because an
+    # override of None keeps the main explainer's tolerance (adaptive, whose
+    # first grid of diagnostic_steps would exceed its max_steps).
+    fixed = kc.Conductance(model, explainer.layers, pre_softmax=True, n_steps=s.diagnostic_steps,
+                           batch_size=explainer.batch_size, verbose=0)
+    fine = fixed.explain(x[pick], target=sub.conductance.target, baselines=black).conductance
     out = {"photos": int(pick.size), "steps": s.diagnostic_steps}
     for layer, ablator in ablators.items():
         ref = fine.per_filter(layer)

@@ -337,3 +337,32 @@ def test_the_unit_browser_holds_the_negation_studys_sentences_and_windows(tmp_pa
         assert len(f["browser"]) == 4
     assert (tmp_path / "negation_browser" / "index.html").is_file()
     assert kc.load_dataset_result(tmp_path / "negation.npz").top["conv3"].n_units == 8
+
+
+def test_the_diagnostics_reference_is_a_fixed_grid_beside_an_adaptive_explainer():
+    """The ImageNet diagnostics compare with a fine fixed grid. With the full
+    settings the main explainer is adaptive (tolerance, max_steps below the
+    fine grid): the reference must not inherit them (it raised before)."""
+    import dataclasses
+
+    from conductance_studies import run
+
+    base = small_convnet()
+    model = keras.Model(base.inputs, keras.layers.Softmax()(base.outputs[0]))
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 2)).astype("float32")
+    s = dataclasses.replace(run.QUICK, layers=("conv2",), image_tolerance=0.05,
+                            image_max_steps=40, diagnostic_steps=64, diagnostic_images=2)
+    explainer = kc.Conductance(model, ["conv2"], pre_softmax=True, n_steps=16,
+                               tolerance=s.image_tolerance, max_steps=s.image_max_steps,
+                               verbose=0)
+    ms = explainer.explain(x, baselines=0.0)
+    ablators = {"conv2": kc.Ablator(model, "conv2", pre_softmax=True)}
+    out = run._diagnostics(model, x, ms, explainer, ablators, s, 0.0)
+    assert out["photos"] == 2 and out["steps"] == 64
+    fine = kc.conductance(model, x[[0, 3]], "conv2", pre_softmax=True, n_steps=64,
+                          target=ms.conductance.target[[0, 3]], baselines=0.0, verbose=0)
+    top = np.argsort(-fine.per_filter("conv2"), axis=1)[:, :10]
+    main = np.take_along_axis(ms.conductance.per_filter("conv2")[[0, 3]], top, 1)
+    ref = np.take_along_axis(fine.per_filter("conv2"), top, 1)
+    expected = (np.abs(main - ref).max(1) / np.abs(ref).max(1)).max()
+    assert out["conv2"]["top10_max_rel_diff_vs_fine"] == pytest.approx(expected, rel=1e-4)
