@@ -267,7 +267,7 @@ function route() {
   if (!(layer >= 0 && layer < KC.meta.layers.length)) layer = 0;
   const l = KC.meta.layers[layer];
   unit = unit === null ? l.order[0] : +unit;
-  if (!(unit >= 0 && unit < l.units)) {
+  if (!(Number.isInteger(unit) && unit >= 0 && unit < l.units)) {
     $("detail").innerHTML = `<p class="empty">No unit ${esc(q.get("unit"))} in ${esc(l.name)}: ` +
       `its units are 0 to ${l.units - 1}.</p>`;
     return;
@@ -292,8 +292,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("layer").addEventListener("change", () => { $("search").value = ""; go(+$("layer").value, KC.meta.layers[+$("layer").value].order[0]); });
   $("search").addEventListener("input", () => renderList(+$("layer").value, $("search").value.trim()));
   $("search").addEventListener("keydown", (ev) => {
-    const l = KC.meta.layers[+$("layer").value], u = +$("search").value.trim();
-    if (ev.key === "Enter" && $("search").value.trim() !== "" && u >= 0 && u < l.units) go(+$("layer").value, u);
+    // Enter opens the unit typed; one that does not exist is said so (route).
+    const typed = $("search").value.trim();
+    if (ev.key === "Enter" && typed !== "") location.hash = `layer=${+$("layer").value}&unit=${encodeURIComponent(typed)}`;
   });
   const started = performance.now();
   const s = document.createElement("script");

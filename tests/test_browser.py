@@ -118,6 +118,8 @@ def test_the_page_shows_the_unit_its_address_names(text_result, tmp_path):
     # A unit that does not exist is said so.
     dom = dump_dom(page, "layer=0&unit=99")
     assert "No unit 99 in conv3: its units are 0 to 7." in dom
+    dom = dump_dom(page, "layer=0&unit=1.5")
+    assert "No unit 1.5 in conv3: its units are 0 to 7." in dom
 
 
 NAVIGATE = """<script>
