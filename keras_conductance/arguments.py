@@ -205,7 +205,7 @@ ARGUMENTS: Dict[str, Argument] = dict([
        "labels, unless label_names)", none=True, cli="--labels"),
     _a("label_names", "model", "names of the dataset's label ids (None: class_names)",
        none=True, cli="--label-names"),
-    _count("pad_id", "token id of padding, trimmed from the end of texts without a "
+    _count("pad_id", "token id of padding, trimmed from both ends of texts without a "
            "padding_mask (None: trim nothing)", default=0, none=True, low=0, cli="--pad-id"),
     _a("out", "path", "report folder (created; must be writable)", default="conductance-report",
        cli="--out"),

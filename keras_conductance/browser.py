@@ -68,7 +68,7 @@ def unit_browser(
         label_names: names of the dataset's labels, by id (None: the
             ``class_names``; they differ for a one-logit model, whose
             class 0 is its only output).
-        pad_id: token id of padding, trimmed from the end of a text that has
+        pad_id: token id of padding, trimmed from both ends of a text that has
             no ``padding_mask`` input (None: trim nothing).
         model: the model of the dataset run. For image inputs, each kept
             picture then shows the unit's Eq. 2 map (``kc.neuron_conductance``

@@ -409,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="names of the dataset's label ids, if they differ from the class "
                              "names (a one-logit model), in the same format")
     browse.add_argument("--pad-id", type=int, default=0,
-                        help="token id of padding, trimmed from the end of texts without a "
+                        help="token id of padding, trimmed from both ends of texts without a "
                              "padding_mask (-1: trim nothing)")
     browse.set_defaults(func=_browse)
 
