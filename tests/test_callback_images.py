@@ -3,6 +3,7 @@ Eq. 2 pixel-map overlays for image probes, a labelled heatmap otherwise.
 The pictures are compared pixel by pixel with what kc.conductance and
 kc.neuron_conductance give under the weights of that epoch."""
 
+import importlib.util
 import warnings
 
 import keras
@@ -14,7 +15,6 @@ from tensorboard.backend.event_processing import event_accumulator
 
 from keras_conductance.callbacks import ConductanceCallback
 from keras_conductance.callbacks import _images
-from keras_conductance.callbacks import conductance_callback as cc
 
 from models import small_convnet, text_cnn
 
@@ -101,7 +101,7 @@ def test_overlays_show_the_eq2_maps_of_the_top_filters(images, tmp_path):
     for n in LAYERS:
         per_filter = attr.per_filter(n)[:SHOWN]
         top = np.argsort(-np.abs(per_filter), axis=1, kind="stable")[:, :TOP]
-        maps = cb._neuron[n](probe[:SHOWN], top, target=attr.target[:SHOWN],
+        maps = cb._pictures.neuron[n](probe[:SHOWN], top, target=attr.target[:SHOWN],
                              baselines=baselines[:SHOWN], n_steps=N_STEPS).sum(-1)
         assert np.abs(maps[..., :4]).max() == 0 and (maps[..., 4:] != 0).mean() > 0.5
         for b in range(SHOWN):
@@ -189,7 +189,7 @@ def test_image_freq_both_and_the_off_switch(images, tmp_path):
         assert [step for step, _ in pictures] == [1]  # epochs 2 of 3: a multiple of 2
     assert _scalar_steps(str(tmp_path / "both"), "both/conv2/abs_delta") == [0, 1, 2]
     # The Eq. 2 explainer is built once and traced once.
-    steps = list(both._neuron["conv2"]._steps.values())
+    steps = list(both._pictures.neuron["conv2"]._steps.values())
     assert len(steps) == 1 and steps[0].experimental_get_tracing_count() == 1
     assert _images_of(str(tmp_path / "off")) == {}
 
@@ -225,8 +225,8 @@ def test_image_settings_are_validated(images, tmp_path):
 
 def test_without_matplotlib_the_bare_matrix_and_one_warning(images, tmp_path, monkeypatch):
     x, y = images
-    find_spec = cc.importlib.util.find_spec
-    monkeypatch.setattr(cc.importlib.util, "find_spec",
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name: None if name == "matplotlib" else find_spec(name))
     model = _compiled(small_convnet(input_shape=(8, 8, 3)))
     cb = ConductanceCallback(x[:3], "conv2", n_steps=4, log_dir=str(tmp_path))

@@ -2,6 +2,7 @@
 TensorBoard, CSV, NPZ and the Keras logs equals kc.conductance of the probe
 set under the weights of that moment."""
 
+import importlib.util
 import os
 import signal
 
@@ -16,7 +17,6 @@ import keras_conductance as kc
 from keras_conductance import interrupts
 from keras_conductance.callbacks import ConductanceCallback
 from keras_conductance.callbacks import _images
-from keras_conductance.callbacks import conductance_callback as cc
 
 from models import small_convnet
 
@@ -280,7 +280,7 @@ def test_errors_at_first_use(model, data, monkeypatch, tmp_path):
     cb = ConductanceCallback(x[:4], "conv2", target="label", n_steps=4)
     with pytest.raises(ValueError, match="holds no labels"):
         model.evaluate(x, y, callbacks=[cb], verbose=0)
-    monkeypatch.setattr(cc.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     cb = ConductanceCallback(x[:4], "conv2", log_dir=str(tmp_path))
     with pytest.raises(ImportError, match=r"keras-conductance\[tensorboard\]"):
         model.fit(x, y, epochs=1, callbacks=[cb], verbose=0)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import keras
@@ -19,29 +17,21 @@ from keras_conductance.attribution import (
     check_channel_axes,
     filters_along,
 )
-from keras_conductance.callbacks import _images
 from keras_conductance.callbacks.csv_sink import CSVSink
 from keras_conductance.callbacks.logs_sink import LogsSink
 from keras_conductance.callbacks.npz_sink import NPZSink
+from keras_conductance.callbacks.pictures import RecordPictures
 from keras_conductance.callbacks.record import Record
 from keras_conductance.callbacks.sink import Sink
 from keras_conductance.callbacks.tensorboard_sink import TensorBoardSink
 from keras_conductance import interrupts
 from keras_conductance.explainer import Conductance, path_rule
-from keras_conductance.neuron import NeuronConductance
 from keras_conductance.targets import label_ids
 
 __all__ = ["ConductanceCallback"]
 
 TRIGGERS = ("epoch_end", "test_end")
 HISTORY_FORMATS = (".csv", ".npz")
-MATPLOTLIB_MISSING = (
-    "ConductanceCallback draws its TensorBoard images (pixel-map overlays, "
-    "labelled heatmaps) with matplotlib, which is not installed: it writes the "
-    "bare filters x examples matrix instead. Install matplotlib with `pip "
-    "install keras-conductance[tensorboard]` (or `pip install matplotlib`), or pass "
-    "write_images=False."
-)
 
 
 class ConductanceCallback(keras.callbacks.Callback):
@@ -254,9 +244,7 @@ class ConductanceCallback(keras.callbacks.Callback):
         self._followed: Optional[Dict[str, List[int]]] = None  # chosen at the first record
         self._followed_why = ""
         self._last_record: Optional[Record] = None
-        self._neuron: Dict[str, NeuronConductance] = {}  # layer -> Eq. 2 explainer
-        self._neuron_model = None
-        self._warned_matplotlib = False
+        self._pictures: Optional[RecordPictures] = None
         # Where we are in fit: None outside fit.
         self._epoch: Optional[int] = None
         self._last_epoch = -1
@@ -333,10 +321,7 @@ class ConductanceCallback(keras.callbacks.Callback):
 
     def _check_images(self, inputs, n_examples: int):
         check_names("example_names", self.example_names, n_examples)
-        kinds = self._image_kinds(inputs)  # overlays asked of non-images fail here
-        if "overlay" in kinds and self._can_draw():
-            for n in self.layers:
-                self._neuron_explainer(n)  # layer and channel_axis checked
+        self._get_pictures().check(self.model, inputs, self._images_wanted())
 
     # -- computing -------------------------------------------------------------
 
@@ -413,7 +398,8 @@ class ConductanceCallback(keras.callbacks.Callback):
                 self._followed_why = f"the top {self.top_k} at the first record, {record.when}"
             record.followed_why = self._followed_why
             # Drawn before the writes below, which hold Ctrl-C back.
-            record.pictures = self._pictures(record, attr, per_filter, inputs)
+            record.pictures = self._get_pictures().draw(
+                self.model, record, per_filter, inputs, self._images_wanted())
         except BaseException:
             # What was written so far stays: files are written whole per
             # record; the TensorBoard writer is flushed and closed.
@@ -456,97 +442,22 @@ class ConductanceCallback(keras.callbacks.Callback):
 
     # -- TensorBoard images ----------------------------------------------------
 
-    def _image_kinds(self, inputs) -> Tuple[str, ...]:
-        """The pictures of this probe set: none, ``"heatmap"``, ``"overlay"``."""
-        if self.write_images is False or not any(s.wants_images for s in self._get_sinks()):
-            return ()
-        # Pixel maps need a gradient to the pixels: one image input on the path.
-        image = self.start_layer is None and _images.is_image(inputs)
-        if self.write_images is True:
-            return ("overlay",) if image else ("heatmap",)
-        if self.write_images != "heatmap" and not image:
-            raise ValueError(
-                f"write_images={self.write_images!r} draws Eq. 2 pixel maps over "
-                "image inputs (one array (B, H, W, 1 or 3), no start_layer); this "
-                f"probe set is {_describe(inputs)}. Valid values for it: True, "
-                "False, 'heatmap'."
-            )
-        return {"overlay": ("overlay",), "heatmap": ("heatmap",),
-                "both": ("heatmap", "overlay")}[self.write_images]
-
-    def _can_draw(self) -> bool:
-        if importlib.util.find_spec("matplotlib") is not None:
-            return True
-        if not self._warned_matplotlib:
-            warnings.warn(MATPLOTLIB_MISSING, stacklevel=2)
-            self._warned_matplotlib = True
-        return False
-
-    def _pictures(self, record: Record, attr: Attribution, per_filter: Dict[str, np.ndarray],
-                  inputs) -> List[Tuple[str, np.ndarray]]:
-        """``(tag, (H, W, 3) uint8)`` images of this record, if it gets any."""
-        kinds = self._image_kinds(inputs)
-        epoch = record.epoch
-        if not kinds or (epoch >= 0 and (epoch + 1) % self.image_freq):
-            return []
-        if not self._can_draw():
-            return [(f"{self.name}/{n}/heatmap", _images.plain_heatmap(per_filter[n]))
-                    for n in self.layers]
-        when = record.when
-        pictures = []
-        for n in self.layers:
-            if "heatmap" in kinds:
-                heading = f"{n}: conductance per filter and probe example\n{when}"
-                pictures.append((f"{self.name}/{n}/heatmap", _images.render_heatmap(
-                    per_filter[n], heading, self.example_names)))
-            if "overlay" in kinds:
-                pictures += self._overlays(n, inputs, attr.target, per_filter[n], when)
-        return pictures
-
-    def _overlays(self, layer: str, inputs: np.ndarray, targets: np.ndarray,
-                  per_filter: np.ndarray, when: str) -> List[Tuple[str, np.ndarray]]:
-        """One picture per shown example: its top filters' Eq. 2 maps."""
-        shown = min(self.image_examples, len(inputs))
-        k = min(self.image_filters, per_filter.shape[1])
-        top = np.argsort(-np.abs(per_filter[:shown]), axis=1, kind="stable")[:, :k]
-        maps = self._pixel_maps(layer, inputs, top, targets[:shown])
-        digits = len(str(self.image_examples - 1))  # tags sort in example order
-        pictures = []
-        for b in range(shown):
-            name = (f"probe example {b}" if self.example_names is None
-                    else _images.short(self.example_names[b], 32))
-            aim = "callable target" if callable(self.target) else f"class {targets[b]}"
-            picture = _images.render_overlay(
-                inputs[b], maps[b], top[b], per_filter[b, top[b]],
-                f"{layer} \u00b7 {name} \u00b7 {aim}\n{when}")
-            pictures.append((f"{self.name}/{layer}/pixel_maps/example_{b:0{digits}d}", picture))
-        return pictures
-
-    def _pixel_maps(self, layer: str, inputs: np.ndarray, top: np.ndarray,
-                    targets: np.ndarray) -> np.ndarray:
-        """``(shown, k, H, W)`` Eq. 2 maps of the first examples' ``top`` filters."""
-        shown = len(top)
-        # The record's explained classes (top class of that moment, labels
-        # or an int); a callable target is passed on as it is.
-        target = self.target if callable(self.target) else targets
-        baselines = None if self.baselines is None else tf.nest.map_structure(
-            lambda b: np.broadcast_to(np.asarray(b, np.float32), inputs.shape)[:shown],
-            self.baselines)
-        maps = self._neuron_explainer(layer)(
-            inputs[:shown], top, target=target, baselines=baselines,
-            n_steps=self.image_n_steps, method=self.method)
-        return maps.sum(axis=-1)  # the paper's view: summed over colour
-
-    def _neuron_explainer(self, layer: str) -> NeuronConductance:
-        # One per layer, kept: its compiled step is traced once, not per record.
-        if self._neuron_model is not self.model:
-            self._neuron, self._neuron_model = {}, self.model
-        if layer not in self._neuron:
-            self._neuron[layer] = NeuronConductance(
-                self.model, layer, output=self.output, interpolate=self.interpolate,
+    def _get_pictures(self) -> RecordPictures:
+        if self._pictures is None:
+            self._pictures = RecordPictures(
+                name=self.name, layers=self.layers, write_images=self.write_images,
+                image_freq=self.image_freq, image_examples=self.image_examples,
+                image_filters=self.image_filters, image_n_steps=self.image_n_steps,
+                example_names=self.example_names, target=self.target,
+                baselines=self.baselines, method=self.method, output=self.output,
+                start_layer=self.start_layer, interpolate=self.interpolate,
                 jit_compile=self.jit_compile, pre_softmax=self.pre_softmax,
-                channel_axis=channel_axes(self.channel_axis, self.layers)[layer])
-        return self._neuron[layer]
+                channel_axes=channel_axes(self.channel_axis, self.layers))
+        return self._pictures
+
+    def _images_wanted(self) -> bool:
+        return any(s.wants_images for s in self._get_sinks())
+
 
 # -- helpers ---------------------------------------------------------------------
 
@@ -634,10 +545,3 @@ def _label_ids(labels: np.ndarray) -> np.ndarray:
     check_labels_dtype(labels.dtype, "data", "the probe labels")
     one_hot = labels.ndim >= 2 and labels.shape[-1] > 1
     return label_ids(tf.constant(labels), one_hot).numpy()
-
-
-def _describe(inputs) -> str:
-    if isinstance(inputs, np.ndarray):
-        return f"one array of shape {inputs.shape}"
-    shapes = tf.nest.map_structure(lambda a: tuple(np.shape(a)), inputs)
-    return f"several inputs {shapes}"
