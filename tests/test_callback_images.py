@@ -102,7 +102,7 @@ def test_overlays_show_the_eq2_maps_of_the_top_filters(images, tmp_path):
         per_filter = attr.per_filter(n)[:SHOWN]
         top = np.argsort(-np.abs(per_filter), axis=1, kind="stable")[:, :TOP]
         maps = cb._pictures.neuron[n](probe[:SHOWN], top, target=attr.target[:SHOWN],
-                             baselines=baselines[:SHOWN], n_steps=N_STEPS).sum(-1)
+                                       baselines=baselines[:SHOWN], n_steps=N_STEPS).sum(-1)
         assert np.abs(maps[..., :4]).max() == 0 and (maps[..., 4:] != 0).mean() > 0.5
         for b in range(SHOWN):
             _, picture = found[f"conductance/{n}/pixel_maps/example_{b}"][-1]

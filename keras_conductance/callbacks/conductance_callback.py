@@ -399,7 +399,7 @@ class ConductanceCallback(keras.callbacks.Callback):
             record.followed_why = self._followed_why
             # Drawn before the writes below, which hold Ctrl-C back.
             record.pictures = self._get_pictures().draw(
-                self.model, record, per_filter, inputs, self._images_wanted())
+                self.model, record, per_filter, inputs, attr.target, self._images_wanted())
         except BaseException:
             # What was written so far stays: files are written whole per
             # record; the TensorBoard writer is flushed and closed.

@@ -35,9 +35,10 @@ Picture = Tuple[str, np.ndarray]  # (tag, (H, W, 3) uint8)
 class RecordPictures:
     """The pictures of one callback's records, with its Eq. 2 explainers.
 
-    Args: the callback's settings of the same names (already checked);
-    ``channel_axes`` is ``{layer: axis}``. One Eq. 2 explainer per layer is
-    kept, so its compiled step is traced once, not per record.
+    Args: the callback's settings of the same names (already checked),
+    taken once, when the callback first needs pictures, like its explainer
+    and sinks; ``channel_axes`` is ``{layer: axis}``. One Eq. 2 explainer per
+    layer is kept, so its compiled step is traced once, not per record.
     """
 
     def __init__(self, *, name: str, layers: Sequence[str], write_images, image_freq: int,
@@ -79,7 +80,7 @@ class RecordPictures:
                 "both": ("heatmap", "overlay")}[self.write_images]
 
     def check(self, model, inputs, wanted: bool):
-        """Before the first epoch: overlays asked of non-images fail here,
+        """Before any work (fit or evaluate): overlays asked of non-images fail here,
         and each layer's Eq. 2 explainer checks the layer and its axis."""
         if "overlay" in self.kinds(inputs, wanted) and self.can_draw():
             for n in self.layers:
@@ -89,16 +90,17 @@ class RecordPictures:
         if importlib.util.find_spec("matplotlib") is not None:
             return True
         if not self._warned_matplotlib:
-            warnings.warn(MATPLOTLIB_MISSING, stacklevel=2)
+            warnings.warn(MATPLOTLIB_MISSING, stacklevel=3)  # the callback's frame
             self._warned_matplotlib = True
         return False
 
     def draw(self, model, record: Record, per_filter: Dict[str, np.ndarray], inputs,
-             wanted: bool) -> List[Picture]:
+             targets: np.ndarray, wanted: bool) -> List[Picture]:
         """``(tag, (H, W, 3) uint8)`` images of this record, if it gets any.
 
         Args:
             per_filter: ``{layer: (B, C)}`` conductance per probe example.
+            targets: ``(B,)`` the classes the record explained.
         """
         kinds = self.kinds(inputs, wanted)
         epoch = record.epoch
@@ -114,8 +116,8 @@ class RecordPictures:
                 pictures.append((f"{self.name}/{n}/heatmap", _images.render_heatmap(
                     per_filter[n], heading, self.example_names)))
             if "overlay" in kinds:
-                pictures += self._overlays(model, n, inputs, record.attribution.target,
-                                           per_filter[n], record.when)
+                pictures += self._overlays(model, n, inputs, targets, per_filter[n],
+                                           record.when)
         return pictures
 
     def _overlays(self, model, layer: str, inputs: np.ndarray, targets: np.ndarray,
